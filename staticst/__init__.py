@@ -1,0 +1,45 @@
+"""staticst: a torch-free, sentence-transformers-compatible drop-in for static embedding models.
+
+>>> from staticst import StaticSentenceTransformer
+>>> model = StaticSentenceTransformer()            # built-in minishlab/potion-base-8M, no download
+>>> model.encode(["It's sunny.", "The weather is lovely today."]).shape
+(2, 256)
+"""
+
+from __future__ import annotations
+
+from staticst import util
+from staticst.errors import (
+    CorruptModelError,
+    MissingDependencyError,
+    ModelLoadError,
+    ModelNotFoundError,
+    NonFiniteEmbeddingError,
+    StaticSTError,
+    UnknownLayoutError,
+    VocabularyMismatchError,
+)
+from staticst.model import ModelCardData, StaticSentenceTransformer
+from staticst.persistence.hub import BUILTIN_MODEL_ID
+from staticst.pooling import PoolingConfig
+from staticst.tokenization import TokenizerSettings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BUILTIN_MODEL_ID",
+    "CorruptModelError",
+    "MissingDependencyError",
+    "ModelCardData",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "NonFiniteEmbeddingError",
+    "PoolingConfig",
+    "StaticSTError",
+    "StaticSentenceTransformer",
+    "TokenizerSettings",
+    "UnknownLayoutError",
+    "VocabularyMismatchError",
+    "__version__",
+    "util",
+]

@@ -1,0 +1,64 @@
+"""Exceptions raised by staticst.
+
+The hierarchy::
+
+    StaticSTError                      base of every staticst error
+    ├── ModelLoadError                 a model could not be loaded
+    │   ├── ModelNotFoundError         no such folder / hub id, or a required file is missing
+    │   │                              (also a FileNotFoundError)
+    │   ├── UnknownLayoutError         the folder holds files, but in no layout staticst knows
+    │   ├── CorruptModelError          a truncated or unreadable safetensors / JSON / tokenizer file,
+    │   │                              or a tensor of the wrong name, rank or dtype
+    │   ├── VocabularyMismatchError    table rows disagree with the tokenizer vocabulary
+    │   └── NonFiniteEmbeddingError    the table (or per-token weights) hold NaN or Inf
+    └── MissingDependencyError         an optional extra (e.g. torch for ``convert_to_tensor``) is not
+                                       installed (also an ImportError)
+
+Usage errors in calls (a bad ``batch_size``, an unknown keyword argument, an unknown prompt name)
+raise the built-in ``ValueError`` / ``TypeError``, as sentence-transformers does.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CorruptModelError",
+    "MissingDependencyError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "NonFiniteEmbeddingError",
+    "StaticSTError",
+    "UnknownLayoutError",
+    "VocabularyMismatchError",
+]
+
+
+class StaticSTError(Exception):
+    """Base class of every error raised by staticst."""
+
+
+class ModelLoadError(StaticSTError):
+    """A model could not be loaded."""
+
+
+class ModelNotFoundError(ModelLoadError, FileNotFoundError):
+    """The model folder, hub id or one of its required files does not exist."""
+
+
+class UnknownLayoutError(ModelLoadError):
+    """The folder exists but matches none of the known disk layouts."""
+
+
+class CorruptModelError(ModelLoadError):
+    """A model file is truncated, unreadable, or holds a tensor of the wrong name, rank or dtype."""
+
+
+class VocabularyMismatchError(ModelLoadError):
+    """The embedding table's row count disagrees with the tokenizer vocabulary."""
+
+
+class NonFiniteEmbeddingError(ModelLoadError):
+    """The embedding table or the per-token weights contain NaN or Inf values."""
+
+
+class MissingDependencyError(StaticSTError, ImportError):
+    """An optional dependency needed for the requested feature is not installed."""

@@ -1,0 +1,128 @@
+"""Resolving a model name to a local folder: a path, the built-in model, the HF cache or the Hub.
+
+Resolution order for ``resolve_model(name, ...)``:
+
+1. ``name`` is an existing local folder: use it.
+2. ``name`` is ``None`` or the built-in model's id (:data:`BUILTIN_MODEL_ID`) with no revision or the
+   built-in revision: the local Hugging Face cache if it already holds that id (what a user with a
+   cached copy expects), otherwise the copy shipped inside the package. No network, no download.
+3. Anything else goes through ``huggingface_hub.snapshot_download`` with ``revision``, ``token``,
+   ``cache_folder`` and ``local_files_only``; ``HF_HUB_OFFLINE=1`` (read at call time) means
+   local files only. Only the files a static model needs are fetched.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from staticst.errors import ModelNotFoundError
+from staticst.persistence.layout import all_layout_files
+
+__all__ = ["BUILTIN_MODEL_ID", "BUILTIN_MODEL_PATH", "BUILTIN_REVISION", "resolve_model"]
+
+BUILTIN_MODEL_ID = "minishlab/potion-base-8M"
+BUILTIN_REVISION = "bf8b056651a2c21b8d2565580b8569da283cab23"
+BUILTIN_MODEL_PATH = Path(__file__).resolve().parent.parent / "_models" / "potion-base-8M"
+
+_TRUTHY = {"1", "true", "yes", "on"}
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
+
+
+def _cache_dir(cache_folder: str | os.PathLike[str] | None) -> str | None:
+    if cache_folder is not None:
+        return str(cache_folder)
+    return os.environ.get("SENTENCE_TRANSFORMERS_HOME") or None
+
+
+def _from_cache(repo_id: str, revision: str | None, cache_dir: str | None) -> Path | None:
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        folder = huggingface_hub.snapshot_download(
+            repo_id,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=True,
+            allow_patterns=all_layout_files(),
+        )
+    except (LocalEntryNotFoundError, FileNotFoundError, ValueError):
+        return None
+    path = Path(folder)
+    return path if any(path.iterdir()) else None
+
+
+def resolve_model(
+    name: str | os.PathLike[str] | None,
+    *,
+    revision: str | None = None,
+    token: bool | str | None = None,
+    cache_folder: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+) -> tuple[Path, str, str | None]:
+    """Find the local folder of a model.
+
+    Args:
+        name: A local folder, a Hub id, or ``None`` for the built-in model.
+        revision: Branch, tag or commit on the Hub.
+        token: Hub token (``None`` uses the saved login / ``HF_TOKEN``).
+        cache_folder: Cache directory (default: ``SENTENCE_TRANSFORMERS_HOME`` or the HF cache).
+        local_files_only: Never touch the network.
+
+    Returns:
+        ``(folder, model_id, revision)``: the folder, the id to report, and the revision if known.
+
+    Raises:
+        ModelNotFoundError: Not a folder, not cached while offline, or unknown on the Hub.
+    """
+    if name is not None and Path(name).expanduser().is_dir():
+        folder = Path(name).expanduser().resolve()
+        return folder, str(name), None
+    repo_id = BUILTIN_MODEL_ID if name is None else str(name)
+    cache_dir = _cache_dir(cache_folder)
+    if repo_id == BUILTIN_MODEL_ID and revision in (None, BUILTIN_REVISION):
+        cached = _from_cache(repo_id, revision, cache_dir)
+        if cached is not None:
+            return cached, repo_id, revision
+        return BUILTIN_MODEL_PATH, repo_id, BUILTIN_REVISION
+    if name is not None and (os.sep in str(name) or str(name).startswith(".")) and str(name).count("/") != 1:
+        raise ModelNotFoundError(
+            f"Model path {str(name)!r} does not exist. Pass an existing folder or a Hub id like 'org/name'."
+        )
+    import huggingface_hub
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        HFValidationError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    offline = local_files_only or _offline()
+    try:
+        folder = huggingface_hub.snapshot_download(
+            repo_id,
+            revision=revision,
+            token=token,
+            cache_dir=cache_dir,
+            local_files_only=offline,
+            allow_patterns=all_layout_files(),
+        )
+    except LocalEntryNotFoundError as exc:
+        why = "HF_HUB_OFFLINE is set" if _offline() else "local_files_only=True" if local_files_only else "the Hub is unreachable"
+        raise ModelNotFoundError(
+            f"Model {repo_id!r} (revision {revision or 'main'}) is not in the local cache and {why}. "
+            "Download it once with network access, pass a local folder, or use the built-in model "
+            f"({BUILTIN_MODEL_ID!r})."
+        ) from exc
+    except (RepositoryNotFoundError, RevisionNotFoundError, HFValidationError) as exc:
+        raise ModelNotFoundError(
+            f"Model {repo_id!r} (revision {revision or 'main'}) was not found as a local folder or on the Hub: {exc}"
+        ) from exc
+    except HfHubHTTPError as exc:
+        raise ModelNotFoundError(f"Could not fetch model {repo_id!r} from the Hub: {exc}") from exc
+    return Path(folder), repo_id, revision

@@ -1,0 +1,194 @@
+"""Disk layouts of static embedding models, described as data.
+
+A layout says which files a folder must hold, where the table and tokenizer live, which tensor
+names hold the table, and which reference library's numeric semantics apply. Detection walks
+:data:`LAYOUTS` in order and takes the first layout whose required files are all present, so
+adding a format means adding an entry here, not a branch elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from staticst.errors import CorruptModelError, UnknownLayoutError
+
+__all__ = ["LAYOUTS", "Layout", "ResolvedLayout", "all_layout_files", "detect_layout"]
+
+Semantics = Literal["model2vec", "sentence-transformers"]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """One known way of laying out a static model on disk.
+
+    Attributes:
+        name: Stable identifier shown by ``info()`` and the CLI.
+        required: Files (relative to the model root) that must all exist for this layout to match.
+        module_dir: Folder (relative to the root) holding ``model.safetensors`` and ``tokenizer.json``.
+        table_tensors: Tensor names that may hold the embedding table, tried in order.
+        config_file: JSON file with model2vec settings (``normalize``, ``max_length``), if any.
+        semantics: Which reference library's encode semantics apply (see ``staticst.pooling``).
+        modules_file: ``modules.json`` of a sentence-transformers layout (decides normalisation).
+        static_module_types: Accepted ``type`` strings (suffixes) of the static module in ``modules.json``.
+    """
+
+    name: str
+    required: tuple[str, ...]
+    module_dir: str
+    table_tensors: tuple[str, ...]
+    config_file: str | None
+    semantics: Semantics
+    modules_file: str | None = None
+    static_module_types: tuple[str, ...] = ()
+
+    @property
+    def weights_file(self) -> str:
+        """Path of the safetensors file relative to the model root."""
+        return f"{self.module_dir}/model.safetensors" if self.module_dir else "model.safetensors"
+
+    @property
+    def tokenizer_file(self) -> str:
+        """Path of the tokenizer file relative to the model root."""
+        return f"{self.module_dir}/tokenizer.json" if self.module_dir else "tokenizer.json"
+
+    def matches(self, root: Path) -> bool:
+        """Whether every required file of this layout exists under ``root``."""
+        return all((root / rel).is_file() for rel in self.required)
+
+
+#: The known layouts, in detection order.
+LAYOUTS: tuple[Layout, ...] = (
+    # model2vec: config.json + model.safetensors (``embeddings``, optional ``mapping`` / ``weights``)
+    # + tokenizer.json. model2vec also writes a modules.json so sentence-transformers can read it,
+    # which is why this layout is tried first (it is what model2vec itself does).
+    Layout(
+        name="model2vec",
+        required=("config.json", "model.safetensors", "tokenizer.json"),
+        module_dir="",
+        table_tensors=("embeddings",),
+        config_file="config.json",
+        semantics="model2vec",
+    ),
+    # sentence-transformers >= 3.3 with StaticEmbedding at the root (``path`` "" or ".").
+    Layout(
+        name="sentence-transformers",
+        required=("modules.json", "model.safetensors", "tokenizer.json"),
+        module_dir="",
+        table_tensors=("embedding.weight", "embeddings"),
+        config_file=None,
+        semantics="sentence-transformers",
+        modules_file="modules.json",
+        static_module_types=("StaticEmbedding",),
+    ),
+    # Older sentence-transformers releases: the StaticEmbedding module in ``0_StaticEmbedding/``.
+    Layout(
+        name="sentence-transformers-0_StaticEmbedding",
+        required=("modules.json", "0_StaticEmbedding/model.safetensors", "0_StaticEmbedding/tokenizer.json"),
+        module_dir="0_StaticEmbedding",
+        table_tensors=("embedding.weight", "embeddings"),
+        config_file=None,
+        semantics="sentence-transformers",
+        modules_file="modules.json",
+        static_module_types=("StaticEmbedding",),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ResolvedLayout:
+    """A layout matched against a concrete folder, with what its metadata files say."""
+
+    layout: Layout
+    root: Path
+    config: dict[str, Any]
+    normalize_module: bool
+    st_config: dict[str, Any]
+
+    @property
+    def weights_path(self) -> Path:
+        """Absolute path of the safetensors file."""
+        return self.root / self.layout.weights_file
+
+    @property
+    def tokenizer_path(self) -> Path:
+        """Absolute path of ``tokenizer.json``."""
+        return self.root / self.layout.tokenizer_file
+
+
+def all_layout_files() -> list[str]:
+    """Every file any layout may read (used as ``allow_patterns`` for hub downloads)."""
+    files = {rel for layout in LAYOUTS for rel in (*layout.required, layout.weights_file, layout.tokenizer_file)}
+    files |= {"config_sentence_transformers.json", "1_Normalize/config.json", "2_Normalize/config.json", "README.md"}
+    return sorted(files)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptModelError(f"Could not read {path} as JSON: {exc}. Re-download or re-save the model.") from exc
+
+
+def _st_modules(root: Path, layout: Layout) -> tuple[bool, bool]:
+    """Return (static module found at the layout's module_dir, a Normalize module follows it)."""
+    assert layout.modules_file is not None
+    modules = _read_json(root / layout.modules_file)
+    if not isinstance(modules, list):
+        raise CorruptModelError(f"{root / layout.modules_file} must hold a JSON list of modules, got {type(modules).__name__}.")
+    found = False
+    normalize = False
+    for module in modules:
+        if not isinstance(module, dict):
+            continue
+        mtype = str(module.get("type", ""))
+        mpath = str(module.get("path", "")).strip("/")
+        if mpath == ".":
+            mpath = ""
+        if any(mtype.endswith(t) for t in layout.static_module_types) and mpath == layout.module_dir:
+            found = True
+        elif found and mtype.endswith("Normalize"):
+            normalize = True
+        elif found and not mtype.endswith("Normalize"):
+            raise UnknownLayoutError(
+                f"{root / layout.modules_file} lists a module staticst cannot run after the static embedding: "
+                f"{mtype!r}. Only StaticEmbedding followed by an optional Normalize is supported."
+            )
+    return found, normalize
+
+
+def detect_layout(root: Path) -> ResolvedLayout:
+    """Match ``root`` against :data:`LAYOUTS` and read its metadata.
+
+    Args:
+        root: A local model folder.
+
+    Returns:
+        The first matching layout, with the parsed config and whether output is L2-normalised.
+
+    Raises:
+        UnknownLayoutError: No layout matches; the message lists what the folder holds.
+        CorruptModelError: A metadata JSON file cannot be parsed.
+    """
+    for layout in LAYOUTS:
+        if not layout.matches(root):
+            continue
+        if layout.modules_file is not None:
+            found, normalize_module = _st_modules(root, layout)
+            if not found:
+                continue
+            st_config_path = root / "config_sentence_transformers.json"
+            st_config = _read_json(st_config_path) if st_config_path.is_file() else {}
+            return ResolvedLayout(layout, root, {}, normalize_module, st_config if isinstance(st_config, dict) else {})
+        config = _read_json(root / layout.config_file) if layout.config_file else {}
+        if not isinstance(config, dict):
+            raise CorruptModelError(f"{root / str(layout.config_file)} must hold a JSON object, got {type(config).__name__}.")
+        return ResolvedLayout(layout, root, config, bool(config.get("normalize", False)), {})
+    present = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())[:20]
+    expected = "; ".join(f"{layout.name}: {', '.join(layout.required)}" for layout in LAYOUTS)
+    raise UnknownLayoutError(
+        f"{root} is not a static embedding model in any known layout. Found files: {present or 'none'}. "
+        f"Expected one of: {expected}."
+    )

@@ -1,0 +1,170 @@
+"""Pooling token rows into sentence vectors, in bounded memory, with each reference's arithmetic.
+
+Everything works on flat token ids and ``offsets`` (``offsets[i]:offsets[i+1]`` are text ``i``'s ids).
+Texts are summed position by position over length-sorted groups (see :func:`_segment_sums`): each
+token row is read once, each text is summed in token order (the order numpy's ``mean`` uses in the
+reference libraries, so results are bit-identical), no ``n_tokens x dim`` array is ever built for a
+whole corpus, and there is no per-sentence Python loop over vectors.
+
+The arithmetic is an explicit :class:`PoolingConfig` chosen by the model's layout:
+
+* ``"model2vec"`` (model2vec 0.10): mean = sum / count computed as numpy's ``mean`` does (float32 sum
+  for float tables, float64 for integer tables, division in float64, stored in the table dtype for
+  float16 tables), then ``x / (||x|| + 1e-32)`` when the config says ``normalize``; per-token weights
+  multiply rows (``weights[id] * table[mapping[id]]``).
+* ``"sentence-transformers"`` (ST 6.2 ``StaticEmbedding`` = ``nn.EmbeddingBag(mode="mean")``): float32
+  sum / count, then ``x / max(||x||, 1e-12)`` when a ``Normalize`` module follows.
+
+An empty text (or one whose tokens were all dropped) pools to a zero vector, never NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+__all__ = ["LONG_TEXT_TOKENS", "WINDOW_BYTES", "PoolingConfig", "normalize_rows", "pool"]
+
+#: Upper bound on the bytes of gathered rows held at once.
+WINDOW_BYTES = 8 * 1024 * 1024
+#: Texts longer than this many tokens are summed block by block on their own.
+LONG_TEXT_TOKENS = 2048
+
+
+@dataclass(frozen=True)
+class PoolingConfig:
+    """The numeric semantics of one model (an explicit, documented model setting).
+
+    Attributes:
+        arithmetic: Whose mean / normalisation arithmetic to reproduce: ``"model2vec"`` or
+            ``"sentence-transformers"``.
+        normalize: L2-normalise pooled vectors (model2vec ``normalize``, or ST's ``Normalize`` module).
+        denominator: ``"count"`` divides the (weighted) sum by the number of tokens, as model2vec 0.10
+            and ST do; ``"weight_sum"`` divides by the sum of per-token weights (the attention-weighted
+            mean ``sum(a_i e_i) / sum(a_i)`` of the SwiftEmbed paper). The two differ only by a
+            per-text scale, so they agree exactly in direction and after normalisation.
+    """
+
+    arithmetic: Literal["model2vec", "sentence-transformers"]
+    normalize: bool
+    denominator: Literal["count", "weight_sum"] = "count"
+
+
+def _accumulator(table: np.ndarray, weights: np.ndarray | None) -> np.dtype[np.floating]:
+    if weights is not None:
+        return np.result_type(table.dtype, weights.dtype, np.float32)  # type: ignore[return-value]
+    if np.issubdtype(table.dtype, np.integer):
+        return np.dtype(np.float64)
+    return np.result_type(table.dtype, np.float32)  # type: ignore[return-value]
+
+
+def _segment_sums(
+    table: np.ndarray,
+    ids: np.ndarray,
+    offsets: np.ndarray,
+    mapping: np.ndarray | None,
+    weights: np.ndarray | None,
+    acc: np.dtype[np.floating],
+) -> np.ndarray:
+    """Per-text sums of token rows, each text summed in token order (as numpy's ``mean`` does).
+
+    Texts are sorted by length (longest first) and summed position by position: at position ``k``
+    the texts still running are a prefix of that order, so one gather + one in-place add serves all
+    of them. Every row is read once, memory is bounded by a group of texts, and the sum of every text
+    is ``((x0 + x1) + x2) + ...``, bit-identical to the references' sequential reduction.
+    """
+    n = len(offsets) - 1
+    dim = table.shape[1]
+    sums = np.zeros((n, dim), dtype=acc)
+    lengths = np.diff(offsets)
+
+    def rows(chunk: np.ndarray) -> np.ndarray:
+        gathered = table[mapping[chunk] if mapping is not None else chunk]
+        out = gathered.astype(acc, copy=False)
+        if weights is not None:
+            out = out * weights[chunk][:, None].astype(acc, copy=False)
+        return out
+
+    window = max(256, WINDOW_BYTES // max(1, dim * acc.itemsize))
+    for i in np.flatnonzero(lengths > LONG_TEXT_TOKENS):
+        # A very long text: sum blocks in order, carrying the running sum into the next block.
+        t0, t1 = int(offsets[i]), int(offsets[i + 1])
+        carry: np.ndarray | None = None
+        for lo in range(t0, t1, window):
+            block = rows(ids[lo : min(t1, lo + window)])
+            if carry is not None:
+                block = np.concatenate([carry[None, :], block])
+            carry = np.add.reduce(block, axis=0)
+        sums[i] = carry
+    short = np.flatnonzero((lengths > 0) & (lengths <= LONG_TEXT_TOKENS))
+    order = short[np.argsort(-lengths[short], kind="stable")]
+    group = max(64, window // 4)
+    for g0 in range(0, len(order), group):
+        members = order[g0 : g0 + group]
+        starts = offsets[members]
+        lens = lengths[members]
+        local = np.zeros((len(members), dim), dtype=acc)
+        # active[k] = number of texts in this group longer than k (a prefix, lengths descending).
+        active = np.searchsorted(-lens, -np.arange(int(lens[0])), side="left")
+        for k, m in enumerate(active.tolist()):
+            local[:m] += rows(ids[starts[:m] + k])
+        sums[members] = local
+    return sums
+
+
+def normalize_rows(x: np.ndarray, arithmetic: Literal["model2vec", "sentence-transformers"]) -> np.ndarray:
+    """L2-normalise rows with the reference's epsilon rule (zero rows stay zero)."""
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if arithmetic == "model2vec":
+        return x / (norms + 1e-32)
+    return x / np.maximum(norms, 1e-12)
+
+
+def pool(
+    table: np.ndarray,
+    ids: np.ndarray,
+    offsets: np.ndarray,
+    config: PoolingConfig,
+    *,
+    mapping: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Pool flat token ids into one float32 vector per text.
+
+    Args:
+        table: ``(rows, dim)`` embedding table (float32, float16 or int8; may be memory-mapped).
+        ids: Flat token ids of all texts (int64).
+        offsets: ``len(texts) + 1`` boundaries into ``ids``.
+        config: The model's numeric semantics.
+        mapping: Vocabulary-quantization map from token id to table row, if any.
+        weights: Per-token-id weights, if any.
+
+    Returns:
+        ``(len(texts), dim)`` float32 array.
+    """
+    n = len(offsets) - 1
+    dim = table.shape[1]
+    if n == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    acc = _accumulator(table, weights)
+    sums = _segment_sums(table, ids, offsets, mapping, weights, acc)
+    counts = np.diff(offsets)
+    if config.denominator == "weight_sum" and weights is not None:
+        per_token = weights[ids].astype(np.float64)
+        denom = np.bincount(np.repeat(np.arange(n), counts), weights=per_token, minlength=n)
+    else:
+        denom = counts.astype(np.float64)
+    safe = np.where(denom == 0, 1.0, denom)[:, None]
+    if config.arithmetic == "model2vec":
+        # numpy's mean: sum in `acc`, true_divide by an intp count in float64, stored in the output dtype.
+        out_dtype = np.dtype(np.float32) if np.issubdtype(table.dtype, np.integer) else table.dtype
+        mean = (sums.astype(np.float64, copy=False) / safe).astype(acc, copy=False).astype(out_dtype)
+        if config.normalize:
+            mean = normalize_rows(mean.astype(np.float32), "model2vec").astype(out_dtype)
+        return mean.astype(np.float32, copy=False)
+    mean32 = (sums / safe.astype(sums.dtype)).astype(np.float32, copy=False)
+    if config.normalize:
+        mean32 = normalize_rows(mean32, "sentence-transformers").astype(np.float32, copy=False)
+    return mean32

@@ -1,0 +1,158 @@
+"""Shared fixtures: the real models/data in ../shared, and tiny generated models for unit behaviour."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+REPO = Path(__file__).resolve().parent.parent
+
+WORDS = [
+    "the", "a", "cat", "dog", "sat", "on", "mat", "bank", "river", "money", "man", "bit", "good", "bad",
+    "not", "is", "was", "by", "hello", "world", "fast", "slow", "car", "red", "blue", "sky", "eats", "fish",
+]  # fmt: skip
+
+
+def _shared_root() -> Path:
+    value = os.environ.get("STATICST_SHARED_DIR")
+    if value:
+        root = Path(value)
+        if not root.is_dir():
+            raise RuntimeError(f"STATICST_SHARED_DIR={value!r} is not a folder.")
+        return root
+    default = REPO.parent / "shared"
+    if default.is_dir():
+        return default
+    pytest.skip("real models/data not available: set STATICST_SHARED_DIR to the shared/ folder")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    """The shared/ folder with real models and MTEB data (from STATICST_SHARED_DIR, else ../shared)."""
+    return _shared_root()
+
+
+@pytest.fixture(scope="session")
+def shared_model() -> Callable[[str], Path]:
+    """Path of a real model in shared/models; a missing model is an error, never a skip."""
+    root = _shared_root()
+
+    def get(name: str) -> Path:
+        path = root / "models" / name
+        if not path.is_dir():
+            raise FileNotFoundError(f"shared model {path} is missing")
+        return path
+
+    return get
+
+
+def _vocab() -> dict[str, int]:
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    pieces = ["##s", "##ing", "##ed", "##er", ".", ",", "!", "?"]
+    tokens = special + WORDS + pieces + list("abcdefghijklmnopqrstuvwxyz") + [f"##{c}" for c in "abcdefghijklmnopqrstuvwxyz"]
+    return {tok: i for i, tok in enumerate(dict.fromkeys(tokens))}
+
+
+def wordpiece_tokenizer() -> Tokenizer:
+    """A tiny BERT-style WordPiece tokenizer (lowercasing normalizer, BertPreTokenizer)."""
+    tok = Tokenizer(models.WordPiece(_vocab(), unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True, strip_accents=None, clean_text=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    return tok
+
+
+def bpe_tokenizer() -> Tokenizer:
+    """A tiny byte-less BPE with a Metaspace pre-tokenizer."""
+    vocab = {"<unk>": 0, "▁": 1}
+    for c in "abcdefghijklmnopqrstuvwxyz":
+        vocab[c] = len(vocab)
+    merges: list[tuple[str, str]] = []
+    for w in ["the", "cat", "dog"]:
+        cur = w[0]
+        for c in w[1:]:
+            merges.append((cur, c))
+            cur += c
+            vocab.setdefault(cur, len(vocab))
+    tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    return tok
+
+
+def unigram_tokenizer() -> Tokenizer:
+    """A tiny Unigram tokenizer with an unk id."""
+    pieces = [("<unk>", 0.0), ("▁", -2.0)] + [(w, -1.0) for w in ["▁the", "▁cat", "▁dog", "▁sat"]]
+    pieces += [(c, -3.0) for c in "abcdefghijklmnopqrstuvwxyz"]
+    tok = Tokenizer(models.Unigram(pieces, unk_id=0, byte_fallback=False))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    return tok
+
+
+def write_model2vec(
+    folder: Path,
+    tokenizer: Tokenizer,
+    *,
+    dim: int = 8,
+    dtype: str = "float32",
+    normalize: bool = True,
+    seed: int = 0,
+    quantized_rows: int | None = None,
+    config_extra: dict[str, object] | None = None,
+) -> np.ndarray:
+    """Write a tiny model in the model2vec layout; returns the table."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+    rows = quantized_rows or vocab_size
+    if dtype == "int8":
+        table = rng.integers(-127, 127, size=(rows, dim)).astype(np.int8)
+    else:
+        table = rng.standard_normal((rows, dim)).astype(dtype)
+    tensors = {"embeddings": table}
+    if quantized_rows is not None:
+        tensors["mapping"] = rng.integers(0, rows, size=vocab_size).astype(np.int64)
+        tensors["weights"] = rng.uniform(0.1, 2.0, size=vocab_size).astype(np.float32)
+    save_file(tensors, str(folder / "model.safetensors"))
+    tokenizer.save(str(folder / "tokenizer.json"))
+    config = {"model_type": "model2vec", "normalize": normalize, "hidden_dim": dim, **(config_extra or {})}
+    (folder / "config.json").write_text(json.dumps(config))
+    return table
+
+
+def write_st_root(folder: Path, tokenizer: Tokenizer, *, dim: int = 8, normalize: bool = True, seed: int = 1) -> np.ndarray:
+    """Write a tiny model in the sentence-transformers root layout (as ST 6.2 saves StaticEmbedding)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    table = np.random.default_rng(seed).standard_normal((tokenizer.get_vocab_size(), dim)).astype(np.float32)
+    save_file({"embedding.weight": table}, str(folder / "model.safetensors"))
+    tokenizer.save(str(folder / "tokenizer.json"))
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.StaticEmbedding"}]
+    if normalize:
+        modules.append({"idx": 1, "name": "1", "path": "1_Normalize", "type": "sentence_transformers.models.Normalize"})
+        (folder / "1_Normalize").mkdir()
+        (folder / "1_Normalize" / "config.json").write_text("{}")
+    (folder / "modules.json").write_text(json.dumps(modules))
+    (folder / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": "query: ", "document": ""}, "default_prompt_name": None, "similarity_fn_name": "cosine"})
+    )
+    return table
+
+
+@pytest.fixture
+def tiny_model2vec(tmp_path: Path) -> Path:
+    """A tiny model2vec-layout WordPiece model."""
+    write_model2vec(tmp_path / "m2v", wordpiece_tokenizer())
+    return tmp_path / "m2v"
+
+
+@pytest.fixture
+def tiny_st(tmp_path: Path) -> Path:
+    """A tiny sentence-transformers-root-layout WordPiece model."""
+    write_st_root(tmp_path / "st", wordpiece_tokenizer())
+    return tmp_path / "st"

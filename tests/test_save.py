@@ -1,0 +1,60 @@
+"""save / save_pretrained: folders that staticst, model2vec and sentence-transformers all load back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from staticst import StaticSentenceTransformer
+
+TEXTS = ["The cat sat on the mat.", "Banks by the river", "", "qwzx unknown tokens", "emoji 😀 and 日本語"]
+
+
+@pytest.mark.parametrize("name", ["potion-base-2M", "wordllama-l2-supercat-256", "tokenlearn-10k-int8"])
+def test_model2vec_layout_round_trip(name: str, tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    from model2vec import StaticModel
+    from sentence_transformers import SentenceTransformer
+
+    original = StaticSentenceTransformer(shared_model(name))
+    original.save(tmp_path / "saved")
+    again = StaticSentenceTransformer(tmp_path / "saved")
+    assert again.layout == "model2vec" and again.info()["dtype"] == original.info()["dtype"]
+    np.testing.assert_array_equal(again.encode(TEXTS), original.encode(TEXTS))
+    # model2vec reads the folder back with identical vectors
+    m2v = StaticModel.from_pretrained(tmp_path / "saved").encode(TEXTS).astype(np.float32)
+    assert np.abs(m2v - original.encode(TEXTS)).max() <= 1e-6
+    # sentence-transformers reads it too (with its own semantics: [UNK] kept, no token limit, so the
+    # vectors of texts with unknown tokens legitimately differ from model2vec's)
+    st = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
+    vec = st.encode(TEXTS)
+    assert vec.shape == (len(TEXTS), original.get_sentence_embedding_dimension()) and np.isfinite(vec).all()
+
+
+def test_st_layout_round_trip(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    from model2vec import StaticModel
+    from sentence_transformers import SentenceTransformer
+
+    original = StaticSentenceTransformer(shared_model("potion-base-2M-sentence-transformers"), prompts={"query": "q: "})
+    original.save_pretrained(tmp_path / "saved")
+    again = StaticSentenceTransformer(tmp_path / "saved")
+    assert again.layout == "sentence-transformers" and again.prompts["query"] == "q: "
+    np.testing.assert_array_equal(again.encode(TEXTS), original.encode(TEXTS))
+    st = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
+    assert np.abs(st.encode(TEXTS) - original.encode(TEXTS)).max() <= 1e-6
+    assert st.prompts["query"] == "q: "
+    # model2vec can read the ST layout as well
+    assert StaticModel.from_pretrained(tmp_path / "saved").encode(TEXTS).shape == (len(TEXTS), 64)
+
+
+def test_saved_files(tiny_model2vec: Path, tmp_path: Path) -> None:
+    model = StaticSentenceTransformer(tiny_model2vec)
+    model.max_seq_length = 7
+    model.save(tmp_path / "out", model_name="tiny")
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["normalize"] is True and config["max_length"] == 7
+    assert "# tiny" in (tmp_path / "out" / "README.md").read_text()
+    assert StaticSentenceTransformer(tmp_path / "out").max_seq_length == 7

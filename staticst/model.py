@@ -27,7 +27,7 @@ from staticst.errors import (
 from staticst.persistence.hub import BUILTIN_MODEL_PATH, resolve_model
 from staticst.persistence.io import read_safetensors, write_safetensors
 from staticst.persistence.layout import ResolvedLayout, detect_layout
-from staticst.pooling import PoolingConfig, normalize_rows, pool
+from staticst.pooling import PoolingConfig, normalize_rows, pool, pool_one
 from staticst.tokenization import TextTokenizer, TokenizerSettings, median_token_length
 
 __all__ = ["ModelCardData", "StaticSentenceTransformer"]
@@ -516,6 +516,20 @@ class StaticSentenceTransformer:
             TypeError: Inputs that are not strings.
             MissingDependencyError: A torch output was requested and torch is not installed.
         """
+        if (
+            type(inputs) is str
+            and not kwargs
+            and precision == "float32"
+            and output_value == "sentence_embedding"
+            and convert_to_numpy
+            and not convert_to_tensor
+            and device is None
+            and pool is None
+            and chunk_size is None
+            and type(batch_size) is int
+            and batch_size > 0
+        ):
+            return self._encode_single(inputs, prompt_name, prompt, normalize_embeddings, truncate_dim)
         unused = set(kwargs) - {"task", "processing_kwargs"}
         if unused:
             raise ValueError(
@@ -577,6 +591,24 @@ class StaticSentenceTransformer:
         if single:
             return result[0]
         return result
+
+    def _encode_single(
+        self, text: str, prompt_name: str | None, prompt: str | None, normalize: bool, truncate_dim: int | None
+    ) -> np.ndarray:
+        """The short path of ``encode(str)``: same results, no batching machinery."""
+        if prompt is not None or prompt_name is not None or self.default_prompt_name is not None:
+            resolved = self._resolve_prompt(prompt, prompt_name)
+            if resolved:
+                text = resolved + text
+        ids, _ = self._tokenizer.encode_flat((text,))
+        vec = pool_one(self._table, ids, self.pooling_config, mapping=self._mapping, weights=self._weights)
+        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        if truncate_dim is not None:
+            self._check_truncate_dim(truncate_dim)
+            vec = vec[:truncate_dim]
+        if normalize:
+            vec = normalize_rows(vec[None, :], "sentence-transformers")[0].astype(np.float32, copy=False)
+        return np.ascontiguousarray(vec)
 
     def _embed_with_progress(self, texts: list[str], batch_size: int, show: bool) -> np.ndarray:
         if not show or len(texts) <= batch_size:

@@ -54,10 +54,10 @@ class PoolingConfig:
 
 def _accumulator(table: np.ndarray, weights: np.ndarray | None) -> np.dtype[np.floating]:
     if weights is not None:
-        return np.result_type(table.dtype, weights.dtype, np.float32)  # type: ignore[return-value]
+        return np.dtype(np.result_type(table.dtype, weights.dtype, np.float32))
     if np.issubdtype(table.dtype, np.integer):
         return np.dtype(np.float64)
-    return np.result_type(table.dtype, np.float32)  # type: ignore[return-value]
+    return np.dtype(np.result_type(table.dtype, np.float32))
 
 
 def _segment_sums(

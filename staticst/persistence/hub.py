@@ -104,7 +104,7 @@ def resolve_model(
 
     offline = local_files_only or _offline()
     try:
-        folder = huggingface_hub.snapshot_download(
+        snapshot = huggingface_hub.snapshot_download(
             repo_id,
             revision=revision,
             token=token,
@@ -125,4 +125,4 @@ def resolve_model(
         ) from exc
     except HfHubHTTPError as exc:
         raise ModelNotFoundError(f"Could not fetch model {repo_id!r} from the Hub: {exc}") from exc
-    return Path(folder), repo_id, revision
+    return Path(snapshot), repo_id, revision

@@ -75,14 +75,11 @@ class TextTokenizer:
         self.unk_id = unknown_token_id(self.tokenizer)
         self._fast: Any = None
         if fast:
-            try:  # TEMPORARY until staticst.fasttok lands
-                from staticst.fasttok import FastTokenizer
-            except ImportError:
-                FastTokenizer = None  # type: ignore[assignment,misc]
-            if FastTokenizer is not None:
-                candidate = FastTokenizer(self.tokenizer)
-                if candidate.fast_path:
-                    self._fast = candidate
+            from staticst.fasttok import FastTokenizer
+
+            candidate = FastTokenizer(self.tokenizer, cache_size=200_000)
+            if candidate.fast_path:
+                self._fast = candidate
 
     @property
     def fast_path(self) -> bool:

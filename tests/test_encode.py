@@ -158,8 +158,9 @@ def test_similarity_functions(pair: tuple) -> None:
         got = ours.similarity(emb, emb[:2])
         assert isinstance(got, np.ndarray)
         assert np.abs(got - ref.similarity(emb, emb[:2]).numpy()).max() <= 1e-5
-        pw = ours.similarity_pairwise(emb, emb[::-1])
-        assert np.abs(pw - ref.similarity_pairwise(emb, emb[::-1]).numpy()).max() <= 1e-5
+        rev = np.ascontiguousarray(emb[::-1])
+        pw = ours.similarity_pairwise(emb, rev)
+        assert np.abs(pw - ref.similarity_pairwise(emb, rev).numpy()).max() <= 1e-5
     with pytest.raises(ValueError, match="similarity_fn_name must be one of"):
         ours.similarity_fn_name = "jaccard"
 

@@ -1,0 +1,327 @@
+"""Tests for the MTEB harness (eval/mteb_tasks.py, eval/_adapter.py).
+
+The end-to-end test runs ``python eval/mteb_tasks.py`` once on every task with local data for the real
+potion-base-8M, through staticst and through the sentence-transformers reference, and checks parity,
+the "data unavailable" reporting and the output files. Two tasks (one STS, one retrieval) are also scored
+independently here -- the test's own data loading, ``SentenceTransformer`` and plain ``mteb.evaluate`` --
+so the harness's loader and adapter are checked against numbers they did not produce.
+Nothing is downloaded: the harness runs with ``--offline``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "eval" / "mteb_tasks.py"
+LOCAL_TASKS = ["Banking77Classification", "EmotionClassification", "SciFact", "STSBenchmark", "SICK-R"]
+NO_DATA_TASK = "SprintDuplicateQuestions"
+TOLERANCE = 0.01
+
+pytest.importorskip("mteb", reason="the MTEB harness needs the [eval] extra")
+
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def harness() -> ModuleType:
+    return _load("staticst_eval_mteb_tasks", SCRIPT)
+
+
+@pytest.fixture(scope="module")
+def adapter() -> ModuleType:
+    return _load("staticst_eval_adapter", REPO / "eval" / "_adapter.py")
+
+
+@pytest.fixture(scope="module")
+def potion(shared_dir: Path) -> Path:
+    path = shared_dir / "models" / "potion-base-8M"
+    if not path.is_dir():
+        raise FileNotFoundError(f"shared model {path} is missing")
+    return path
+
+
+@pytest.fixture(scope="module")
+def data_dir(shared_dir: Path) -> Path:
+    path = shared_dir / "data" / "mteb"
+    for sub in ("banking77", "emotion", "scifact", "stsbenchmark-sts", "sickr-sts"):
+        if not (path / sub).is_dir():
+            raise FileNotFoundError(f"shared MTEB data {path / sub} is missing")
+    return path
+
+
+@pytest.fixture(scope="module")
+def run_output(tmp_path_factory: pytest.TempPathFactory, potion: Path, data_dir: Path) -> dict[str, Any]:
+    out = tmp_path_factory.mktemp("mteb")
+    cmd = [
+        sys.executable, str(SCRIPT), "--model", str(potion), "--data-dir", str(data_dir), "--output", str(out),
+        "--tasks", *LOCAL_TASKS, NO_DATA_TASK, "--reference", "--offline",
+    ]  # fmt: skip
+    # PYTHONPATH makes the repository's staticst importable even when it is not pip-installed
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=REPO, env=env)
+    return {
+        "out": out,
+        "proc": proc,
+        "summary": json.loads((out / "summary.json").read_text())
+        if (out / "summary.json").exists()
+        else None,
+    }
+
+
+# ------------------------------------------------------------------------------------ end to end
+
+
+def test_harness_exits_zero(run_output: dict[str, Any]) -> None:
+    proc = run_output["proc"]
+    assert proc.returncode == 0, proc.stderr[-4000:]
+
+
+def test_parity_with_sentence_transformers_reference(run_output: dict[str, Any]) -> None:
+    summary = run_output["summary"]
+    assert summary is not None
+    for task in LOCAL_TASKS:
+        static = summary["scores"]["static"][task]
+        reference = summary["scores"]["reference"][task]
+        assert static is not None and reference is not None, task
+        assert 0.0 < static <= 1.0, (task, static)
+        assert abs(static - reference) <= TOLERANCE, (task, static, reference)
+    assert summary["parity"]["ok"] is True
+    assert set(summary["parity"]["tasks"]) == set(LOCAL_TASKS)
+
+
+def _independent_sts(task_name: str, data_file: Path, model_path: Path) -> float:
+    import mteb
+    from datasets import Dataset, DatasetDict
+    from sentence_transformers import SentenceTransformer
+
+    rows = [json.loads(line) for line in data_file.read_text(encoding="utf-8").splitlines() if line.strip()]
+    task = mteb.get_task(task_name)
+    task.dataset = DatasetDict({"test": Dataset.from_list(rows)})
+    task.data_loaded = True
+    model = SentenceTransformer(str(model_path), device="cpu")
+    result = mteb.evaluate(model, task, cache=None, show_progress_bar=False, co2_tracker=False)
+    return float(result.task_results[0].get_score())
+
+
+def _independent_scifact(folder: Path, model_path: Path) -> float:
+    import mteb
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformer
+
+    qrels: dict[str, dict[str, int]] = {}
+    lines = (folder / "qrels" / "test.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    for line in lines:
+        q, d, s = line.split("\t")
+        qrels.setdefault(q, {})[d] = int(s)
+    docs = [
+        json.loads(x) for x in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()
+    ]
+    qs = [
+        json.loads(x)
+        for x in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()
+        if x.strip()
+    ]
+    task = mteb.get_task("SciFact")
+    task.dataset = {
+        "default": {
+            "test": {
+                "corpus": Dataset.from_list(
+                    [{"id": d["_id"], "title": d["title"], "text": d["text"]} for d in docs]
+                ),
+                "queries": Dataset.from_list(
+                    [{"id": q["_id"], "text": q["text"]} for q in qs if q["_id"] in qrels]
+                ),
+                "relevant_docs": qrels,
+                "top_ranked": None,
+            }
+        }
+    }
+    task.data_loaded = True
+    model = SentenceTransformer(str(model_path), device="cpu")
+    result = mteb.evaluate(model, task, cache=None, show_progress_bar=False, co2_tracker=False)
+    return float(result.task_results[0].get_score())
+
+
+def test_scores_match_an_independent_mteb_run(
+    run_output: dict[str, Any], potion: Path, data_dir: Path
+) -> None:
+    summary = run_output["summary"]
+    assert summary is not None
+    expected = {
+        "STSBenchmark": _independent_sts(
+            "STSBenchmark", data_dir / "stsbenchmark-sts" / "test.jsonl", potion
+        ),
+        "SciFact": _independent_scifact(data_dir / "scifact", potion),
+    }
+    for task, value in expected.items():
+        assert abs(summary["scores"]["static"][task] - value) <= TOLERANCE, (
+            task,
+            summary["scores"]["static"][task],
+            value,
+        )
+
+
+def test_task_without_data_is_reported_not_scored(run_output: dict[str, Any]) -> None:
+    summary = run_output["summary"]
+    assert summary is not None
+    entry = summary["tasks"][NO_DATA_TASK]
+    assert entry["status"] == "not run"
+    assert entry["reason"].startswith("data unavailable (")
+    assert "sprintduplicatequestions" in entry["reason"] and "--offline" in entry["reason"]
+    assert all(summary["scores"][role][NO_DATA_TASK] is None for role in ("static", "reference"))
+    row = next(
+        line
+        for line in (run_output["out"] / "report.md").read_text().splitlines()
+        if line.startswith(f"| {NO_DATA_TASK} ")
+    )
+    assert "not run: data unavailable" in row
+    assert not any(run_output["out"].rglob(f"{NO_DATA_TASK}.json"))
+
+
+def test_output_files(run_output: dict[str, Any]) -> None:
+    from mteb import TaskResult
+
+    out: Path = run_output["out"]
+    summary = run_output["summary"]
+    assert summary is not None
+    report = (out / "report.md").read_text()
+    assert (
+        "| task | category | metric | static model | baseline | paper (Table 1) | static/baseline % |"
+        in report
+    )
+    for task in LOCAL_TASKS:
+        row = next(line for line in report.splitlines() if line.startswith(f"| {task} |"))
+        assert f"{100 * summary['scores']['static'][task]:.2f}" in row
+    png = (out / "report.png").read_bytes()
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
+    for role in ("static", "reference"):
+        for task in LOCAL_TASKS:
+            path = Path(summary["tasks"][task]["result_files"][role])
+            assert path.is_file() and path.is_relative_to(out)
+            result = TaskResult.from_disk(path)
+            assert result.task_name == task
+            assert math.isclose(result.get_score(), summary["scores"][role][task], abs_tol=1e-6)
+        meta = json.loads(next((out / "results" / role).rglob("model_meta.json")).read_text())
+        assert meta["embed_dim"] == 256
+    static_meta = summary["models"]["static"]
+    assert static_meta["n_parameters"] == 29528 * 256  # the shared README: 29528 x 256 float32 table
+    assert static_meta["embed_dim"] == 256 and static_meta["framework"] == ["NumPy", "safetensors"]
+    assert summary["models"]["static"]["texts_per_second"] > 0
+
+
+# -------------------------------------------------------------------------------- unit behaviour
+
+
+def test_unknown_task_is_a_usage_error(
+    harness: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = harness.main(["--model", "x", "--tasks", "NoSuchTask123", "--output", str(tmp_path), "--offline"])
+    assert code == 2
+    assert "NoSuchTask123" in capsys.readouterr().err
+
+
+def test_bad_data_dir_is_rejected(harness: ModuleType, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        harness.parse_args(
+            ["--model", "x", "--data-dir", str(tmp_path / "missing"), "--output", str(tmp_path)]
+        )
+
+
+def test_offline_never_touches_the_network(harness: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("network attempted")
+
+    monkeypatch.setattr("socket.create_connection", boom)
+    assert harness.hub_status(offline=True) == (False, "--offline")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ok, why = harness.hub_status(offline=False)
+    assert not ok and "HF_HUB_OFFLINE" in why
+
+
+def test_local_retrieval_loader_matches_mteb_structure(harness: ModuleType, tmp_path: Path) -> None:
+    folder = tmp_path / "scifact"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(
+        "\n".join(
+            json.dumps(d)
+            for d in [{"_id": "d1", "title": "T1", "text": "x"}, {"_id": "d2", "title": "T2", "text": "y"}]
+        )
+    )
+    (folder / "queries.jsonl").write_text(
+        "\n".join(
+            json.dumps(q)
+            for q in [{"_id": "q1", "text": "a"}, {"_id": "q2", "text": "b"}, {"_id": "q3", "text": "c"}]
+        )
+    )
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq3\td2\t1\nq1\td1\t2\n")
+    task = harness.new_task("SciFact", 42)
+    harness.load_local(task, tmp_path)
+    split = task.dataset["default"]["test"]
+    assert task.data_loaded
+    assert split["queries"]["id"] == ["q1", "q3"]  # only judged queries, in file order
+    assert split["corpus"]["id"] == ["d1", "d2"] and split["corpus"]["title"] == ["T1", "T2"]
+    assert split["relevant_docs"] == {"q3": {"d2": 1}, "q1": {"d1": 2}}
+    assert split["top_ranked"] is None
+
+
+def test_missing_split_is_data_unavailable(harness: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "banking77").mkdir()
+    (tmp_path / "banking77" / "test.jsonl").write_text(json.dumps({"text": "hi", "label": 0}) + "\n")
+    task = harness.new_task("Banking77Classification", 42)
+    with pytest.raises(harness.DataUnavailable, match="train.jsonl"):
+        harness.load_local(task, tmp_path)
+    prepared = harness.prepare_tasks(["Banking77Classification"], tmp_path, offline=True, seed=42)
+    assert prepared[0].task is None and "train.jsonl" in prepared[0].unavailable
+
+
+def test_adapter_satisfies_encoder_protocol(adapter: ModuleType, potion: Path) -> None:
+    import mteb
+    from mteb.models.models_protocols import SearchProtocol
+
+    from staticst import StaticSentenceTransformer
+
+    model = StaticSentenceTransformer(str(potion))
+    enc = adapter.StaticSTEncoder(model=model)
+    assert isinstance(enc, mteb.EncoderProtocol) and not isinstance(enc, SearchProtocol)
+    meta = enc.mteb_model_meta
+    assert meta.name == "local/potion-base-8M"
+    assert meta.embed_dim == 256 and meta.n_parameters == 29528 * 256
+    assert meta.framework == ["NumPy", "safetensors"]
+    assert meta.similarity_fn_name is not None and meta.similarity_fn_name.value == "cosine"
+    assert meta.max_tokens is not None and meta.max_tokens > 0
+    named = adapter.StaticSTEncoder(
+        model=model, name="minishlab/potion-base-8M", revision="abc"
+    ).mteb_model_meta
+    assert (named.name, named.revision) == ("minishlab/potion-base-8M", "abc")
+
+
+def test_unusable_local_data_is_data_unavailable(harness: ModuleType, tmp_path: Path) -> None:
+    folder = tmp_path / "scifact"
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text(json.dumps({"id": "d1", "text": "x"}) + "\n")  # BEIR needs "_id"
+    (folder / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "a"}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    prepared = harness.prepare_tasks(["SciFact", "SciFact"], tmp_path, offline=True, seed=42)
+    assert len(prepared) == 1 and prepared[0].task is None
+    assert "unusable" in prepared[0].unavailable and "_id" in prepared[0].unavailable

@@ -1,0 +1,348 @@
+"""Tests for the failure-probe suite: the data (eval/probes/*.jsonl) and the scorer (eval/probes.py).
+
+The data-quality tests read the JSON lines directly (not through the code under test) and enforce the
+design rule mechanically: a probe's negative is at least as lexically close to the anchor as its positive.
+The end-to-end tests run ``python eval/probes.py`` on the real potion-base-8M and all-MiniLM-L6-v2 and
+check the scores against an independent computation with sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PROBES_DIR = REPO / "eval" / "probes"
+SCRIPT = REPO / "eval" / "probes.py"
+EXPECTED_COUNTS = {"polysemy": 35, "negation_modality": 15, "entity": 22, "composition": 28}
+FIELDS = ("id", "category", "anchor", "positive", "negative", "note")
+
+
+def _load_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("staticst_eval_probes", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+probes_mod = _load_module()
+
+
+def _raw_rows() -> list[dict[str, Any]]:
+    rows = []
+    for path in sorted(PROBES_DIR.glob("*.jsonl")):
+        if path.name == "paper_table10.jsonl":
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                row["_file"] = path.name
+                rows.append(row)
+    return rows
+
+
+ROWS = _raw_rows()
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def _jaccard(a: str, b: str) -> float:
+    sa, sb = set(_words(a)), set(_words(b))
+    return len(sa & sb) / len(sa | sb)
+
+
+def _bow_cosine(a: str, b: str) -> float:
+    ca, cb = Counter(_words(a)), Counter(_words(b))
+    dot = sum(ca[w] * cb[w] for w in ca)
+    return dot / math.sqrt(sum(v * v for v in ca.values()) * sum(v * v for v in cb.values()))
+
+
+# ---------------------------------------------------------------- data quality
+
+
+def test_every_row_has_exactly_the_schema_fields_non_empty() -> None:
+    assert ROWS, "no probes found"
+    for row in ROWS:
+        assert set(row) - {"_file"} == set(FIELDS), row
+        for field in FIELDS:
+            assert isinstance(row[field], str) and row[field].strip(), (row["id"], field)
+
+
+def test_counts_per_category_are_exact() -> None:
+    assert Counter(row["category"] for row in ROWS) == EXPECTED_COUNTS
+    assert len(ROWS) == 100
+
+
+def test_ids_are_unique() -> None:
+    ids = [row["id"] for row in ROWS]
+    assert len(ids) == len(set(ids)), [i for i, n in Counter(ids).items() if n > 1]
+
+
+def test_each_file_holds_one_category_named_after_it() -> None:
+    for row in ROWS:
+        assert row["_file"] == f"{row['category']}.jsonl", row["id"]
+
+
+def test_no_duplicate_texts_anywhere() -> None:
+    texts = [" ".join(_words(row[f])) for row in ROWS for f in ("anchor", "positive", "negative")]
+    dupes = [t for t, n in Counter(texts).items() if n > 1]
+    assert not dupes
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row["id"] for row in ROWS])
+def test_negative_is_at_least_as_lexically_close_as_positive(row: dict[str, Any]) -> None:
+    """The design rule: word overlap never favours the positive, so only understanding can."""
+    j_pos = _jaccard(row["anchor"], row["positive"])
+    j_neg = _jaccard(row["anchor"], row["negative"])
+    assert j_neg >= j_pos, (
+        f"{row['id']}: Jaccard(anchor, negative)={j_neg:.3f} < Jaccard(anchor, positive)={j_pos:.3f}"
+    )
+    # The same holds for a bag-of-words count model (cosine of word-count vectors).
+    assert _bow_cosine(row["anchor"], row["negative"]) >= _bow_cosine(row["anchor"], row["positive"]), row[
+        "id"
+    ]
+
+
+def test_loader_reads_the_same_probes_as_the_raw_files() -> None:
+    probes = probes_mod.load_probes(PROBES_DIR)
+    assert {p.id: (p.category, p.anchor, p.positive, p.negative) for p in probes} == {
+        r["id"]: (r["category"], r["anchor"], r["positive"], r["negative"]) for r in ROWS
+    }
+    assert [p.category for p in probes] == sorted(
+        (p.category for p in probes), key=list(EXPECTED_COUNTS).index
+    )
+
+
+# ---------------------------------------------------------------- loader errors
+
+
+def _write(folder: Path, name: str, rows: list[Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+
+
+GOOD = {
+    "id": "x-1",
+    "category": "polysemy",
+    "anchor": "a b",
+    "positive": "c d",
+    "negative": "a e",
+    "note": "n",
+}
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ([GOOD, GOOD], "already used"),
+        ([{**GOOD, "category": "sarcasm"}], "'sarcasm' is not one of"),
+        ([{**GOOD, "anchor": "  "}], "'anchor' must be a non-empty string"),
+        ([{k: v for k, v in GOOD.items() if k != "note"}], "'note' must be a non-empty string"),
+        ([{**GOOD, "label": 1}], "unknown field"),
+        (["{not json"], "not valid JSON"),
+        (["[1, 2]"], "expected a JSON object"),
+    ],
+)
+def test_load_probes_rejects_bad_rows_with_a_clear_message(
+    tmp_path: Path, rows: list[Any], message: str
+) -> None:
+    _write(tmp_path, "polysemy.jsonl", rows)
+    with pytest.raises(probes_mod.ProbeDataError, match=re.escape(message)):
+        probes_mod.load_probes(tmp_path)
+
+
+def test_load_probes_rejects_missing_or_empty_folder(tmp_path: Path) -> None:
+    with pytest.raises(probes_mod.ProbeDataError, match="does not exist"):
+        probes_mod.load_probes(tmp_path / "nope")
+    with pytest.raises(probes_mod.ProbeDataError, match="no \\*.jsonl probe files"):
+        probes_mod.load_probes(tmp_path)
+
+
+def test_paper_pairs_optional_and_validated(tmp_path: Path) -> None:
+    assert probes_mod.load_paper_pairs(tmp_path) == []
+    pair = {"id": "t10-1", "text_a": "a", "text_b": "b", "paper_bert": 0.81, "paper_static": 0.92}
+    _write(tmp_path, "paper_table10.jsonl", [pair])
+    (loaded,) = probes_mod.load_paper_pairs(tmp_path)
+    assert (loaded.text_a, loaded.paper_bert, loaded.paper_static) == ("a", 0.81, 0.92)
+    _write(tmp_path, "paper_table10.jsonl", [{**pair, "paper_bert": "high"}])
+    with pytest.raises(probes_mod.ProbeDataError, match="paper_bert must be a number"):
+        probes_mod.load_paper_pairs(tmp_path)
+    # The pairs file is never mistaken for a probe file.
+    _write(tmp_path, "paper_table10.jsonl", [pair])
+    _write(tmp_path, "polysemy.jsonl", [GOOD])
+    assert [p.id for p in probes_mod.load_probes(tmp_path)] == ["x-1"]
+
+
+# ---------------------------------------------------------------- scoring (hand-computed)
+
+
+def _table_encoder(table: dict[str, list[float]]) -> Any:
+    return lambda texts: np.array([table[t] for t in texts], dtype=np.float32)
+
+
+def test_score_and_summarize_match_hand_computation() -> None:
+    Probe = probes_mod.Probe
+    probes = [
+        Probe("p1", "polysemy", "A", "P", "N", ""),  # cos(A,P)=1/sqrt2, cos(A,N)=0 -> +0.7071, correct
+        Probe("p2", "polysemy", "A", "N", "P", ""),  # mirrored -> -0.7071, wrong
+        Probe("c1", "composition", "A", "A2", "A3", ""),  # tie (0 margin) counts as wrong
+    ]
+    enc = _table_encoder({"A": [2, 0], "P": [1, 1], "N": [0, 5], "A2": [3, 0], "A3": [0.5, 0]})
+    scores = probes_mod.score_probes(enc, probes)
+    s = 1 / math.sqrt(2)
+    assert [round(x.margin, 6) for x in scores] == [round(s, 6), round(-s, 6), 0.0]
+    assert [x.correct for x in scores] == [True, False, False]
+    summary = probes_mod.summarize(scores)
+    assert summary["polysemy"].accuracy == 0.5 and summary["polysemy"].mean_margin == pytest.approx(
+        0.0, abs=1e-7
+    )
+    assert summary["composition"].n == 1 and summary["composition"].accuracy == 0.0
+    assert summary["overall"].n == 3 and summary["overall"].accuracy == pytest.approx(1 / 3)
+    assert "entity" not in summary
+
+
+def test_zero_embedding_is_an_error() -> None:
+    probe = probes_mod.Probe("p1", "polysemy", "A", "P", "N", "")
+    with pytest.raises(ValueError, match="all-zero embedding"):
+        probes_mod.score_probes(_table_encoder({"A": [0, 0], "P": [1, 0], "N": [0, 1]}), [probe])
+
+
+def test_cli_rejects_output_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("x")
+    assert probes_mod.main(["--output", str(target)]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_cli_rejects_missing_probe_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert probes_mod.main(["--output", str(tmp_path / "o"), "--probes-dir", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- end to end on the real models
+
+
+@pytest.fixture(scope="module")
+def e2e_run(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("probes_out")
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--model",
+        str(shared_dir / "models" / "potion-base-8M"),
+        "--baseline",
+        str(shared_dir / "models" / "all-MiniLM-L6-v2"),
+        "--output",
+        str(out),
+    ]
+    # PYTHONPATH makes the repository's staticst importable even when it is not pip-installed.
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+    }
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out, json.loads((out / "probes.json").read_text(encoding="utf-8"))
+
+
+def test_e2e_writes_json_table_and_chart(e2e_run: tuple[Path, dict[str, Any]]) -> None:
+    out, report = e2e_run
+    assert report["n_probes"] == 100 and report["categories"] == EXPECTED_COUNTS
+    assert [r["role"] for r in report["results"]] == ["static", "baseline"]
+    for r in report["results"]:
+        assert len(r["probes"]) == 100
+        assert set(r["summary"]) == {*EXPECTED_COUNTS, "overall"}
+    md = (out / "probes.md").read_text(encoding="utf-8")
+    for label in ("polysemy", "negation / modality", "entity disambiguation", "composition / word order"):
+        assert label in md
+    assert "potion-base-8M accuracy" in md and "all-MiniLM-L6-v2 accuracy" in md
+    png = (out / "probes.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_e2e_summary_is_consistent_with_per_probe_scores(e2e_run: tuple[Path, dict[str, Any]]) -> None:
+    _, report = e2e_run
+    for r in report["results"]:
+        for cat, n in EXPECTED_COUNTS.items():
+            rows = [p for p in r["probes"] if p["category"] == cat]
+            assert len(rows) == n
+            assert r["summary"][cat]["accuracy"] == pytest.approx(
+                sum(p["sim_positive"] > p["sim_negative"] for p in rows) / n
+            )
+            assert r["summary"][cat]["mean_margin"] == pytest.approx(
+                np.mean([p["sim_positive"] - p["sim_negative"] for p in rows])
+            )
+
+
+def _independent_sims(model: Any) -> dict[str, tuple[float, float]]:
+    from sentence_transformers import util
+
+    sims = {}
+    for row in ROWS:
+        emb = model.encode([row["anchor"], row["positive"], row["negative"]], convert_to_tensor=True)
+        cos = util.cos_sim(emb[0:1], emb[1:]).cpu().numpy()[0]
+        sims[row["id"]] = (float(cos[0]), float(cos[1]))
+    return sims
+
+
+def test_e2e_static_scores_match_sentence_transformers(
+    shared_dir: Path, e2e_run: tuple[Path, dict[str, Any]]
+) -> None:
+    """Parity: staticst's probe similarities equal sentence-transformers' on the same model folder."""
+    from sentence_transformers import SentenceTransformer
+
+    _, report = e2e_run
+    reference = _independent_sims(
+        SentenceTransformer(str(shared_dir / "models" / "potion-base-8M"), device="cpu")
+    )
+    static = report["results"][0]
+    for p in static["probes"]:
+        ref_pos, ref_neg = reference[p["id"]]
+        assert p["sim_positive"] == pytest.approx(ref_pos, abs=1e-5), p["id"]
+        assert p["sim_negative"] == pytest.approx(ref_neg, abs=1e-5), p["id"]
+
+
+def test_baseline_reproduces_published_minilm_similarities(shared_dir: Path) -> None:
+    """The shared all-MiniLM-L6-v2 loads (config repaired if needed) and gives the similarities printed in the
+    sentence-transformers quickstart for this model: 0.6660, 0.1046, 0.1411."""
+    encode, info = probes_mod.baseline_encoder(str(shared_dir / "models" / "all-MiniLM-L6-v2"))
+    emb = encode(["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])
+    emb = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sims = emb @ emb.T
+    assert [round(float(sims[0, 1]), 4), round(float(sims[0, 2]), 4), round(float(sims[1, 2]), 4)] == [
+        0.6660,
+        0.1046,
+        0.1411,
+    ]
+    assert info["dim"] == 384
+
+
+def test_e2e_baseline_scores_match_its_own_encoder(
+    shared_dir: Path, e2e_run: tuple[Path, dict[str, Any]]
+) -> None:
+    _, report = e2e_run
+    encode, _ = probes_mod.baseline_encoder(str(shared_dir / "models" / "all-MiniLM-L6-v2"))
+    baseline = report["results"][1]
+    some = [r for r in ROWS if r["id"] in {"poly-01", "neg-01", "ent-01", "comp-01"}]
+    for row in some:
+        emb = encode([row["anchor"], row["positive"], row["negative"]]).astype(np.float64)
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        (got,) = [p for p in baseline["probes"] if p["id"] == row["id"]]
+        assert got["sim_positive"] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
+        assert got["sim_negative"] == pytest.approx(float(emb[0] @ emb[2]), abs=1e-5)

@@ -32,9 +32,10 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, repeat
 from typing import Any
 
 import numpy as np
@@ -312,6 +313,80 @@ def _chunker(split: _Splitter) -> Callable[[str], list[str]]:
     return split.pattern.findall
 
 
+_MARK = "\x80"  # ends every text in a stream of cache keys (never inside a fast-path key: those are ASCII)
+_MARK_JOIN = " \x80 "
+_MARK_CODE = -1
+_MISS = -(1 << 62)
+_ID_BITS = 20
+_ID_MASK = (1 << _ID_BITS) - 1
+_COUNT_SHIFT = 60
+
+
+class _Generation:
+    """One generation of the word cache: key -> code, and the id tuples of words too long to pack.
+
+    A code ``>= 0`` packs up to three ids below ``2**20`` and their count (``count << 60``); a code
+    ``<= -2`` points at ``long[-2 - code]``; ``-1`` marks the end of a text. Entries are only ever added
+    (under the tokenizer's lock), so a reader holding a generation always sees consistent codes.
+    """
+
+    __slots__ = ("codes", "long")
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {_MARK: _MARK_CODE}
+        self.long: list[tuple[int, ...]] = []
+
+    def code(self, ids: tuple[int, ...]) -> int:
+        if len(ids) <= 3 and all(0 <= t <= _ID_MASK for t in ids):
+            code = len(ids) << _COUNT_SHIFT
+            for k, t in enumerate(ids):
+                code |= t << (_ID_BITS * k)
+            return code
+        self.long.append(ids)
+        return -1 - len(self.long)
+
+
+def _expand(codes: np.ndarray, long: list[tuple[int, ...]]) -> tuple[np.ndarray, np.ndarray]:
+    """Flat int32 ids and per-text offsets from a stream of word codes (texts end at ``_MARK_CODE``)."""
+    counts = np.where(codes >= 0, codes >> _COUNT_SHIFT, 0)
+    side = np.flatnonzero(codes < _MARK_CODE)
+    pieces: list[tuple[int, ...]] = []
+    if len(side):
+        pieces = [long[-2 - c] for c in codes[side].tolist()]
+        counts[side] = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
+    ends = np.cumsum(counts)
+    total = int(ends[-1]) if len(ends) else 0
+    starts = ends - counts
+    within = np.arange(total, dtype=np.int64) - np.repeat(starts, counts)
+    packed = np.repeat(np.maximum(codes, 0), counts)
+    ids = ((packed >> (within * _ID_BITS)) & _ID_MASK).astype(np.int32)
+    if pieces:
+        side_counts = counts[side]
+        first = np.cumsum(side_counts) - side_counts
+        at = np.repeat(starts[side] - first, side_counts) + np.arange(int(side_counts.sum()), dtype=np.int64)
+        ids[at] = np.fromiter(chain.from_iterable(pieces), dtype=np.int32, count=len(at))
+    offsets = np.zeros(int(np.count_nonzero(codes == _MARK_CODE)) + 1, dtype=np.int64)
+    offsets[1:] = ends[codes == _MARK_CODE]
+    return ids, offsets
+
+
+def _assemble(n: int, groups: list[tuple[list[int], np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Put the ids of groups of texts (text indices, ids, offsets) back in text order."""
+    if len(groups) == 1 and len(groups[0][0]) == n:
+        return groups[0][1], groups[0][2]
+    lengths = np.zeros(n, dtype=np.int64)
+    for index, _, offsets in groups:
+        lengths[np.asarray(index, dtype=np.int64)] = np.diff(offsets)
+    out_offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out_offsets[1:])
+    ids = np.empty(int(out_offsets[-1]), dtype=np.int32)
+    for index, group_ids, offsets in groups:
+        counts = np.diff(offsets)
+        shift = out_offsets[np.asarray(index, dtype=np.int64)] - offsets[:-1]
+        ids[np.arange(len(group_ids), dtype=np.int64) + np.repeat(shift, counts)] = group_ids
+    return ids, out_offsets
+
+
 class FastTokenizer:
     """Exact drop-in for ``tokenizer.encode_batch(texts, add_special_tokens=False)`` ids, flattened.
 
@@ -342,7 +417,8 @@ class FastTokenizer:
             tokenizer.no_truncation()
         self._tokenizer = tokenizer
         self._cache_size = cache_size
-        self._cache: dict[str, tuple[int, ...]] = {}
+        self._state = _Generation()
+        self._lock = threading.Lock()
         self._plan: _Plan | None
         try:
             self._plan = _plan(tokenizer, _config(tokenizer))
@@ -359,7 +435,7 @@ class FastTokenizer:
     @property
     def cached_words(self) -> int:
         """Number of words currently in the word -> ids cache (never more than ``cache_size``)."""
-        return len(self._cache)
+        return len(self._state.codes) - 1
 
     @property
     def fast_path_reason(self) -> str:
@@ -397,69 +473,51 @@ class FastTokenizer:
         # Normalised added tokens are covered by ``_flagged`` unless the normaliser translates.
         per_text = plan.translate is not None or split.prepend_space
         space_mode = split.mode == "space"
+        joinable = not per_text and split.mode != "regex"
 
-        words: list[str] = []
-        extend = words.extend
-        counts: list[int] = []
-        count = counts.append
+        # Texts take one of three routes: "joined" (the common case: ASCII, nothing special; all of
+        # them are cut into cache keys by one C-level split of the joined batch), "careful" (keys
+        # made with every check, one text at a time) or "hf" (the Hugging Face tokenizer).
+        joined_idx: list[int] = []
+        careful_keys: list[str] = []
+        careful_idx: list[int] = []
         fallback: list[int] = []
-        if space_mode and not per_text:
-            for i, text in enumerate(texts):
-                if text.isascii() and i not in flagged and text[:1] != " " and "  " not in text:
-                    found = text.split(" ") if text else []
-                else:
-                    found = self._careful(text, plan, chunk)
-                    if found is None:
-                        fallback.append(i)
-                        count(0)
-                        continue
-                extend(found)
-                count(len(found))
-        elif not per_text and not flagged:
-            if lower:
-                for i, text in enumerate(texts):
-                    if text.isascii():
-                        found = chunk(text.lower())
-                        extend(found)
-                        count(len(found))
-                    else:
-                        fallback.append(i)
-                        count(0)
-            else:
-                for i, text in enumerate(texts):
-                    if text.isascii():
-                        found = chunk(text)
-                        extend(found)
-                        count(len(found))
-                    else:
-                        fallback.append(i)
-                        count(0)
-        else:
-            careful = self._careful
-            for i, text in enumerate(texts):
-                if not per_text and i not in flagged and text.isascii():
-                    found = chunk(text.lower() if lower else text)
-                else:
-                    found = careful(text, plan, chunk)
-                    if found is None:
-                        fallback.append(i)
-                        count(0)
-                        continue
-                extend(found)
-                count(len(found))
+        for i, text in enumerate(texts):
+            if (
+                joinable
+                and text
+                and i not in flagged
+                and text.isascii()
+                and (not space_mode or (text[0] != " " and "  " not in text))
+            ):
+                joined_idx.append(i)
+                continue
+            found = self._careful(text, plan, chunk)
+            if found is None:
+                fallback.append(i)
+                continue
+            careful_keys.extend(found)
+            careful_keys.append(_MARK)
+            careful_idx.append(i)
 
-        pieces = self._lookup(words)
-        n_words = len(pieces)
-        word_tokens = np.zeros(n_words + 1, dtype=np.int64)
-        np.cumsum(np.fromiter(map(len, pieces), dtype=np.int64, count=n_words), out=word_tokens[1:])
-        total = int(word_tokens[-1])
-        ids = np.fromiter(chain.from_iterable(pieces), dtype=np.int32, count=total)
-        word_bounds = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.asarray(counts, dtype=np.int64), out=word_bounds[1:])
-        offsets = word_tokens[word_bounds]
-        if not fallback:
-            return ids, offsets
-        return self._merge(texts, ids, offsets, fallback)
+        groups: list[tuple[list[int], np.ndarray, np.ndarray]] = []
+        if joined_idx:
+            if len(joined_idx) == len(texts):
+                batch = texts
+            else:
+                batch = [texts[i] for i in joined_idx]
+            joined = _MARK_JOIN.join(batch) + _MARK_JOIN
+            if space_mode:
+                keys = joined.split(" ")
+                keys.pop()  # the "" after the last marker
+            else:
+                keys = (joined.lower() if lower else joined).split()
+            groups.append((joined_idx, *self._ids_from_keys(keys)))
+        if careful_idx:
+            groups.append((careful_idx, *self._ids_from_keys(careful_keys)))
+        if fallback:
+            groups.append((fallback, *self._hf_flat([texts[i] for i in fallback])))
+        return _assemble(len(texts), groups)
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -507,50 +565,34 @@ class FastTokenizer:
         ids = np.fromiter(chain.from_iterable(all_ids), dtype=np.int32, count=int(offsets[-1]))
         return ids, offsets
 
-    def _merge(
-        self, texts: list[str], fast_ids: np.ndarray, fast_offsets: np.ndarray, fallback: list[int]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Put the HF ids of the ``fallback`` texts in their places among the fast-path ids."""
-        hf_ids, hf_offsets = self._hf_flat([texts[i] for i in fallback])
-        lengths = np.diff(fast_offsets)
-        index = np.asarray(fallback, dtype=np.int64)
-        lengths[index] = np.diff(hf_offsets)
-        offsets = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        is_hf = np.zeros(len(texts), dtype=bool)
-        is_hf[index] = True
-        token_is_hf = np.repeat(is_hf, lengths)
-        ids = np.empty(int(offsets[-1]), dtype=np.int32)
-        ids[token_is_hf] = hf_ids
-        ids[~token_is_hf] = fast_ids
-        return ids, offsets
+    def _ids_from_keys(self, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and offsets of texts given as cache keys, each text's keys followed by ``_MARK``."""
+        state = self._state if self._cache_size else _Generation()
+        codes = np.fromiter(map(state.codes.get, keys, repeat(_MISS)), dtype=np.int64, count=len(keys))
+        miss = np.flatnonzero(codes == _MISS)
+        if len(miss):
+            miss_keys = [keys[i] for i in miss.tolist()]
+            new = self._tokenize_words(list(dict.fromkeys(miss_keys)))
+            with self._lock:
+                table = self._store(state, new)
+            codes[miss] = np.fromiter(map(table.__getitem__, miss_keys), dtype=np.int64, count=len(miss_keys))
+        return _expand(codes, state.long)
 
-    def _lookup(self, words: list[str]) -> list[tuple[int, ...]]:
-        """The ids of every word (cache hits, then one pass over the misses)."""
-        cache = self._cache
-        try:
-            return list(map(cache.__getitem__, words))
-        except KeyError:
-            pass
-        get = cache.get
-        table: dict[str, tuple[int, ...]] = {}
-        missing: list[str] = []
-        for word in set(words):
-            hit = get(word)
-            if hit is None:
-                missing.append(word)
-            else:
-                table[word] = hit
-        new = self._tokenize_words(missing)
-        table.update(new)
+    def _store(self, state: _Generation, new: dict[str, tuple[int, ...]]) -> dict[str, int]:
+        """Codes of freshly tokenized words; adds them to the cache within its bound (caller holds the lock)."""
+        table = {key: state.code(ids) for key, ids in new.items()}
         limit = self._cache_size
-        if limit:
-            if len(cache) + len(new) > limit:
-                cache.clear()
-            if len(new) > limit:
-                new = dict(zip(missing[:limit], map(new.__getitem__, missing[:limit]), strict=True))
-            cache.update(new)
-        return list(map(table.__getitem__, words))
+        if not limit or state is not self._state:
+            return table
+        if len(state.codes) - 1 + len(table) > limit:
+            # Start a new generation for later calls; this call keeps using ``state`` (its codes refer to it).
+            fresh = _Generation()
+            for key in list(new)[:limit]:
+                fresh.codes[key] = fresh.code(new[key])
+            self._state = fresh
+        else:
+            state.codes.update(table)
+        return table
 
     def _tokenize_words(self, keys: list[str]) -> dict[str, tuple[int, ...]]:
         """Run the tokenizer's model on the pre-token of each cache key."""

@@ -11,8 +11,11 @@ The hierarchy::
     │   │                              or a tensor of the wrong name, rank or dtype
     │   ├── VocabularyMismatchError    table rows disagree with the tokenizer vocabulary
     │   └── NonFiniteEmbeddingError    the table (or per-token weights) hold NaN or Inf
-    └── MissingDependencyError         an optional extra (e.g. torch for ``convert_to_tensor``) is not
-                                       installed (also an ImportError)
+    ├── MissingDependencyError         an optional extra (e.g. torch for ``convert_to_tensor``) is not
+    │                                  installed (also an ImportError)
+    └── EmbeddingShapeError            ``staticst.util`` got embeddings of the wrong rank or mismatched
+                                       dimensions (also a ValueError, and a RuntimeError as torch raises
+                                       in sentence-transformers)
 
 Usage errors in calls (a bad ``batch_size``, an unknown keyword argument, an unknown prompt name)
 raise the built-in ``ValueError`` / ``TypeError``, as sentence-transformers does.
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 __all__ = [
     "CorruptModelError",
+    "EmbeddingShapeError",
     "MissingDependencyError",
     "ModelLoadError",
     "ModelNotFoundError",
@@ -62,3 +66,11 @@ class NonFiniteEmbeddingError(ModelLoadError):
 
 class MissingDependencyError(StaticSTError, ImportError):
     """An optional dependency needed for the requested feature is not installed."""
+
+
+class EmbeddingShapeError(StaticSTError, ValueError, RuntimeError):
+    """Embeddings of the wrong rank, or whose dimensions do not match.
+
+    A ``ValueError``; also a ``RuntimeError`` because that is what sentence-transformers (torch) raises
+    for the same input, so ``except RuntimeError`` written against it keeps working.
+    """

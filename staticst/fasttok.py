@@ -519,6 +519,58 @@ class FastTokenizer:
             groups.append((fallback, *self._hf_flat([texts[i] for i in fallback])))
         return _assemble(len(texts), groups)
 
+    def encode_one(self, text: str) -> list[int]:
+        """Token ids of one text: ``tokenizer.encode(text, add_special_tokens=False).ids``, with no array work.
+
+        This is the short path of a single ``encode(str)`` call; :meth:`encode_flat` is the batch path.
+        """
+        plan = self._plan
+        if plan is None:
+            return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        split = plan.splitter
+        keys: list[str] | None
+        if (
+            plan.translate is None
+            and not split.prepend_space
+            and split.mode != "regex"
+            and text.isascii()
+            and (plan.special is None or plan.special.search(text) is None)
+        ):
+            if split.mode == "whitespace":
+                keys = (text.lower() if plan.lower else text).split()
+            elif text[:1] != " " and "  " not in text:
+                keys = text.split(" ") if text else []
+            else:
+                keys = self._careful(text, plan, _chunker(split))
+        else:
+            keys = self._careful(text, plan, _chunker(split))
+        if keys is None:
+            return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+        state = self._state if self._cache_size else _Generation()
+        codes = list(map(state.codes.get, keys))
+        if None in codes:
+            missing = [key for key, code in zip(keys, codes, strict=True) if code is None]
+            new = self._tokenize_words(list(dict.fromkeys(missing)))
+            with self._lock:
+                table = self._store(state, new)
+            codes = [table[key] if code is None else code for key, code in zip(keys, codes, strict=True)]
+        ids: list[int] = []
+        append = ids.append
+        long = state.long
+        for code in codes:
+            if code is None:  # pragma: no cover - every miss was filled above
+                raise AssertionError("unfilled word code")
+            if code >= 0:
+                count = code >> _COUNT_SHIFT
+                append(code & _ID_MASK)
+                if count > 1:
+                    append((code >> _ID_BITS) & _ID_MASK)
+                    if count > 2:
+                        append((code >> (2 * _ID_BITS)) & _ID_MASK)
+            else:
+                ids.extend(long[-2 - code])
+        return ids
+
     # -- internals -------------------------------------------------------------------------------
 
     @staticmethod

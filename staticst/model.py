@@ -600,7 +600,7 @@ class StaticSentenceTransformer:
             resolved = self._resolve_prompt(prompt, prompt_name)
             if resolved:
                 text = resolved + text
-        ids, _ = self._tokenizer.encode_flat((text,))
+        ids = self._tokenizer.encode_one(text)
         vec = pool_one(self._table, ids, self.pooling_config, mapping=self._mapping, weights=self._weights)
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if truncate_dim is not None:

@@ -172,7 +172,7 @@ def pool(
 
 def pool_one(
     table: np.ndarray,
-    ids: np.ndarray,
+    ids: np.ndarray | list[int],
     config: PoolingConfig,
     *,
     mapping: np.ndarray | None = None,
@@ -186,7 +186,21 @@ def pool_one(
     n = len(ids)
     if n == 0 or n > LONG_TEXT_TOKENS:
         offsets = np.array([0, n], dtype=np.int64)
-        return pool(table, ids, offsets, config, mapping=mapping, weights=weights)[0]
+        return pool(table, np.asarray(ids, dtype=np.int64), offsets, config, mapping=mapping, weights=weights)[0]
+    if mapping is None and weights is None and table.dtype == np.float32:
+        # The common case in as few numpy calls as possible (same operations as below).
+        total = np.add.reduce(table[ids], axis=0)
+        if config.arithmetic == "model2vec":
+            # numpy's mean: float64 true_divide by an intp count, stored back in float32.
+            np.true_divide(total, np.intp(n), out=total, casting="unsafe")
+            if config.normalize:
+                total = total / (np.sqrt(np.add.reduce(total * total)) + 1e-32)
+            return total
+        total = total / np.float32(n)
+        if config.normalize:
+            total = total / max(np.float32(np.sqrt(np.add.reduce(total * total))), np.float32(1e-12))
+        return total
+    ids = np.asarray(ids, dtype=np.int64)
     acc = _accumulator(table, weights)
     rows = table[mapping[ids] if mapping is not None else ids].astype(acc, copy=False)
     if weights is not None:

@@ -98,6 +98,24 @@ class TextTokenizer:
         ids = np.fromiter((i for e in encodings for i in e.ids), dtype=np.int64, count=int(offsets[-1]))
         return ids, offsets
 
+    def encode_one(self, text: str) -> list[int]:
+        """The ids pooled for one text (the same rules as :meth:`encode_flat`), as a list."""
+        limit = self.settings.char_limit
+        if limit is not None and len(text) > limit:
+            text = text[:limit]
+        if self._fast is not None:
+            ids: list[int] = self._fast.encode_one(text)
+        else:
+            ids = list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+        settings = self.settings
+        max_length = settings.max_length
+        if max_length is not None and len(ids) > max_length:
+            ids = ids[:max_length] if settings.truncation_side == "right" else ids[len(ids) - max_length :]
+        unk = self.unk_id
+        if settings.drop_unknown and unk is not None and unk in ids:
+            ids = [i for i in ids if i != unk]
+        return ids
+
     def encode_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Ids after the model's character cut, token truncation and unknown-token rules.
 

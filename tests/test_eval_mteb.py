@@ -199,7 +199,7 @@ def test_task_without_data_is_reported_not_scored(run_output: dict[str, Any]) ->
     assert not any(run_output["out"].rglob(f"{NO_DATA_TASK}.json"))
 
 
-def test_output_files(run_output: dict[str, Any]) -> None:
+def test_output_files(run_output: dict[str, Any], harness: ModuleType) -> None:
     from mteb import TaskResult
 
     out: Path = run_output["out"]
@@ -213,6 +213,13 @@ def test_output_files(run_output: dict[str, Any]) -> None:
     for task in LOCAL_TASKS:
         row = next(line for line in report.splitlines() if line.startswith(f"| {task} |"))
         assert f"{100 * summary['scores']['static'][task]:.2f}" in row
+    # the paper column: the number from PAPER_TABLE1 (printed in percent) where the paper has one, else "n/a"
+    for task in [*LOCAL_TASKS, NO_DATA_TASK]:
+        cells = _report_cells(report, task)
+        expected = f"{harness.PAPER_TABLE1[task]:.2f}" if task in harness.PAPER_TABLE1 else "n/a"
+        assert cells[5] == expected, (task, cells)
+    assert "arXiv 2510.24793" in report and "60.6" in report  # the paper note and its aggregates
+    assert summary["paper_aggregates"]["mteb_average_8_tasks"]["value"] == 60.6
     png = (out / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     for role in ("static", "reference"):
@@ -230,7 +237,66 @@ def test_output_files(run_output: dict[str, Any]) -> None:
     assert summary["models"]["static"]["texts_per_second"] > 0
 
 
+def _report_cells(report: str, task: str) -> list[str]:
+    """The cells of ``task``'s row in report.md: task, category, metric, static, baseline, paper, ratio."""
+    row = next(line for line in report.splitlines() if line.startswith(f"| {task} |"))
+    return [cell.strip() for cell in row.strip().strip("|").split("|")]
+
+
 # -------------------------------------------------------------------------------- unit behaviour
+
+
+def test_paper_numbers_are_percent_and_keyed_by_default_tasks(harness: ModuleType) -> None:
+    """PAPER_TABLE1 holds the paper's numbers as printed (percent): catch a 0-1 value or a misspelt task."""
+    for task, value in harness.PAPER_TABLE1.items():
+        assert task in harness.DEFAULT_TASKS, task
+        assert isinstance(value, float) and 1.0 < value <= 100.0, (task, value)
+    for name, claim in harness.PAPER_AGGREGATES.items():
+        assert 1.0 < claim["value"] <= 100.0, name
+        assert claim["versions"] and set(claim["versions"]) <= set(harness.PAPER_URLS), name
+    assert all(url.startswith("https://") for url in harness.PAPER_URLS.values())
+
+
+def _fake_run(harness: ModuleType, role: str, scores: dict[str, float]) -> Any:
+    from types import SimpleNamespace
+
+    meta = SimpleNamespace(
+        name=f"test/{role}", revision="r", embed_dim=4, n_parameters=16, max_tokens=float("inf"),
+        framework=["NumPy"], similarity_fn_name="cosine",
+    )  # fmt: skip
+    return harness.ModelRun(
+        role=role, encoder=SimpleNamespace(mteb_model_meta=meta), scores=scores, texts=10, seconds=1.0
+    )
+
+
+def test_report_shows_paper_numbers_on_the_score_scale(harness: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A paper number (percent) lands in summary.json on mteb's 0-1 scale and in report.md x 100, like ours."""
+    monkeypatch.setattr(harness, "PAPER_TABLE1", {"STSBenchmark": 12.34, "SICK-R": 56.78, "ArguAna": 9.5})
+    tasks = [
+        harness.PreparedTask("STSBenchmark", "STS", "cosine_spearman", task=object(), source="local"),
+        harness.PreparedTask("SICK-R", "STS", "cosine_spearman", task=object(), source="local"),
+        harness.PreparedTask("SciFact", "Retrieval", "ndcg_at_10", task=object(), source="local"),
+        harness.PreparedTask("ArguAna", "Retrieval", "ndcg_at_10", unavailable="no local data"),
+    ]
+    runs = {
+        "static": _fake_run(harness, "static", {"STSBenchmark": 0.5, "SICK-R": 0.25, "SciFact": 0.125}),
+        "baseline": _fake_run(harness, "baseline", {"STSBenchmark": 1.0, "SICK-R": 0.5, "SciFact": 0.25}),
+    }
+    summary = harness.build_summary(tasks, runs, {}, 0.01)
+    assert summary["tasks"]["STSBenchmark"]["paper_table1"] == pytest.approx(0.1234)
+    assert summary["tasks"]["SciFact"]["paper_table1"] is None
+    report = harness.render_report(summary)
+    assert _report_cells(report, "STSBenchmark")[3:] == ["50.00", "100.00", "12.34", "50.0"]
+    assert _report_cells(report, "SICK-R")[5] == "56.78"
+    assert _report_cells(report, "SciFact")[5] == "n/a"
+    assert _report_cells(report, "ArguAna")[5] == "9.50"  # shown even when we could not run the task
+    mean_row = next(line for line in report.splitlines() if line.startswith("| **mean of 3 tasks run**"))
+    assert mean_row.split("|")[6].strip() == "n/a"  # the paper has no SciFact number: no paper mean
+
+    tasks = tasks[:2]  # every task run has a paper number: the paper's mean over the same tasks is shown
+    report = harness.render_report(harness.build_summary(tasks, runs, {}, 0.01))
+    mean_row = next(line for line in report.splitlines() if line.startswith("| **mean of 2 tasks run**"))
+    assert mean_row.split("|")[6].strip() == f"{(12.34 + 56.78) / 2:.2f}"
 
 
 def test_unknown_task_is_a_usage_error(

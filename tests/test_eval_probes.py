@@ -119,6 +119,57 @@ def test_negative_is_at_least_as_lexically_close_as_positive(row: dict[str, Any]
     ]
 
 
+# Function words left out of the content-word check: without them, overlap is carried by the nouns, verbs and
+# adjectives a static model's mean pooling is dominated by.
+STOPWORDS = frozenset(
+    "a an the of to in on at by for from with into over and or but is are was were be been being it its he she "
+    "they his her their him them i we you my our your this that these those as did do does has have had".split()
+)
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[row["id"] for row in ROWS])
+def test_negative_is_at_least_as_close_in_content_words(row: dict[str, Any]) -> None:
+    """The design rule again without function words, so shared 'the'/'of' cannot hide a content-word lead."""
+
+    def content(text: str) -> set[str]:
+        return {w for w in _words(text) if w not in STOPWORDS}
+
+    def jac(a: set[str], b: set[str]) -> float:
+        return len(a & b) / len(a | b) if a | b else 0.0
+
+    anchor = content(row["anchor"])
+    j_pos, j_neg = jac(anchor, content(row["positive"])), jac(anchor, content(row["negative"]))
+    assert j_neg >= j_pos, f"{row['id']}: content-word Jaccard negative {j_neg:.3f} < positive {j_pos:.3f}"
+
+
+@pytest.fixture(scope="module")
+def wordpieces(shared_dir: Path) -> Any:
+    """The tokens potion-base-8M actually pools (its WordPiece tokenizer, no special tokens)."""
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(str(shared_dir / "models" / "potion-base-8M" / "tokenizer.json"))
+    return lambda text: tokenizer.encode(text, add_special_tokens=False).tokens
+
+
+def test_negative_is_at_least_as_close_in_the_static_models_tokens(wordpieces: Any) -> None:
+    """The design rule on the sub-word tokens a static model averages (set Jaccard and count cosine): a probe
+    whose positive shares more tokens than its negative would reward the static model for token overlap."""
+    broken = []
+    for row in ROWS:
+        a, pos, neg = (wordpieces(row[f]) for f in ("anchor", "positive", "negative"))
+        sa, sp, sn = set(a), set(pos), set(neg)
+        j_pos, j_neg = len(sa & sp) / len(sa | sp), len(sa & sn) / len(sa | sn)
+        ca, cp, cn = Counter(a), Counter(pos), Counter(neg)
+
+        def cos(x: Counter[str], y: Counter[str]) -> float:
+            dot = sum(x[t] * y[t] for t in x)
+            return dot / math.sqrt(sum(v * v for v in x.values()) * sum(v * v for v in y.values()))
+
+        if j_pos > j_neg or cos(ca, cp) > cos(ca, cn):
+            broken.append((row["id"], round(j_pos, 3), round(j_neg, 3)))
+    assert not broken, f"positive shares more sub-word tokens with the anchor than the negative: {broken}"
+
+
 def test_loader_reads_the_same_probes_as_the_raw_files() -> None:
     probes = probes_mod.load_probes(PROBES_DIR)
     assert {p.id: (p.category, p.anchor, p.positive, p.negative) for p in probes} == {
@@ -187,6 +238,25 @@ def test_paper_pairs_optional_and_validated(tmp_path: Path) -> None:
     _write(tmp_path, "paper_table10.jsonl", [pair])
     _write(tmp_path, "polysemy.jsonl", [GOOD])
     assert [p.id for p in probes_mod.load_probes(tmp_path)] == ["x-1"]
+
+
+def test_markdown_puts_our_similarities_next_to_the_papers() -> None:
+    """With pairs, the report table shows the paper's BERT and static numbers and each model's own similarity."""
+    pair = {"id": "t10-x", "text_a": "A", "text_b": "B", "paper_bert": 0.11, "paper_static": 0.22, "note": ""}
+    result = {"summary": {"overall": {"n": 1, "accuracy": 1.0, "mean_margin": 0.5}}, "probes": []}
+    report = {
+        "n_probes": 1,
+        "paper_pairs": [pair],
+        "results": [
+            {**result, "role": "static", "info": {"model": "/m/static-model"}, "pairs": [0.333]},
+            {**result, "role": "baseline", "info": {"model": "/m/contextual-model"}, "pairs": [0.444]},
+        ],
+    }
+    md = probes_mod.render_markdown(report)
+    assert "| pair | text a | text b | paper BERT | paper static | static-model (ours) | contextual-model (ours) |" in md
+    assert "| t10-x | A | B | 0.11 | 0.22 | 0.33 | 0.44 |" in md
+    assert "No `paper_table10.jsonl`" not in md
+    assert "No `paper_table10.jsonl`" in probes_mod.render_markdown({**report, "paper_pairs": []})
 
 
 # ---------------------------------------------------------------- scoring (hand-computed)

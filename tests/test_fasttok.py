@@ -8,6 +8,7 @@ tokenizers built here, on adversarial strings and on the whole shared MTEB corpu
 from __future__ import annotations
 
 import json
+import random
 import threading
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def _assert_exact(fast: FastTokenizer, reference: Tokenizer, texts: list[str]) -
     for i, text in enumerate(texts):
         got = ids[offsets[i] : offsets[i + 1]].tolist()
         assert got == expected[i], f"text {i} {text!r}: fast {got} != tokenizers {expected[i]}"
+        assert fast.encode_one(text) == expected[i], f"encode_one, text {i} {text!r}"
 
 
 # -- tiny tokenizers built here ------------------------------------------------------------------
@@ -412,3 +414,27 @@ def test_bad_input() -> None:
         FastTokenizer(tok, cache_size=1.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="tokenizers.Tokenizer"):
         FastTokenizer("bert-base-uncased")  # type: ignore[arg-type]
+
+
+def test_threads_share_the_cache_exactly(real_tokenizers: dict[str, Tokenizer]) -> None:
+    """Concurrent callers (a threaded server) with a tiny cache that keeps starting new generations."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tok = real_tokenizers["potion-base-8M"]
+    fast = FastTokenizer(tok, cache_size=50)
+    rng = random.Random(7)
+    words = [f"w{i}x{i * 7 % 13}" for i in range(400)] + ["the", "cat", "sat", "Hello,", "world!", "don't"]
+    batches = [[" ".join(rng.choices(words, k=rng.randint(0, 12))) for _ in range(40)] for _ in range(24)]
+
+    def run(batch: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+        ids, offsets = fast.encode_flat(batch)
+        flat = [ids[offsets[i] : offsets[i + 1]].tolist() for i in range(len(batch))]
+        return flat, [fast.encode_one(text) for text in batch]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(run, batches))
+    for batch, (flat, single) in zip(batches, results, strict=True):
+        expected = _reference(tok, batch)
+        assert flat == expected
+        assert single == expected
+    assert fast.cached_words <= 50

@@ -101,16 +101,22 @@ def test_model2vec_parity(name: str, corpus: list[str], shared_model: Callable[[
             assert np.abs(got_q.astype(np.int64) - ref_q.astype(np.int64)).max() <= TOL, (name, precision)
 
 
-def test_single_sentence_matches_batch(corpus: list[str], shared_model: Callable[[str], Path]) -> None:
+@pytest.mark.parametrize("name", MODEL2VEC_MODELS)
+def test_single_sentence_matches_batch(corpus: list[str], shared_model: Callable[[str], Path], name: str) -> None:
+    """``encode(str)`` takes its own short path; it must give the batch path's and model2vec's vectors."""
     from model2vec import StaticModel
 
-    path = shared_model("potion-base-8M")
+    path = shared_model(name)
     ours = StaticSentenceTransformer(path)
     reference = StaticModel.from_pretrained(path)
-    for text in corpus[:200:7] + ADVERSARIAL:
+    long_text = " ".join(corpus[:400])  # beyond model2vec's 512-token cut
+    texts = corpus[:600:3] + ADVERSARIAL + [long_text, long_text.upper()]
+    batch = ours.encode(texts)
+    for i, text in enumerate(texts):
         vec = ours.encode(text)
-        assert vec.shape == (256,)
-        assert np.abs(vec - reference.encode(text)).max() <= TOL
+        assert vec.shape == (ours.get_sentence_embedding_dimension(),) and vec.dtype == np.float32
+        assert np.array_equal(vec, batch[i]), (name, text[:80])
+        assert np.abs(vec - reference.encode(text)).max() <= TOL, (name, text[:80])
 
 
 def test_sentence_transformers_parity(corpus: list[str], shared_model: Callable[[str], Path]) -> None:

@@ -41,6 +41,8 @@ SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
 MODEL2VEC_DEFAULT_MAX_LENGTH = 512
 #: Texts handled per internal step of ``encode`` (bounds the memory of one step).
 ENCODE_STEP = 8192
+#: Characters handled per internal step of ``encode`` (long texts: bounds the words held at once).
+ENCODE_STEP_CHARS = 1 << 20
 _TABLE_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.float64), np.dtype(np.int8))
 _NO_EFFECT_INIT = ("model_kwargs", "processor_kwargs", "tokenizer_kwargs", "config_kwargs")
 _warned: set[str] = set()
@@ -457,12 +459,12 @@ class StaticSentenceTransformer:
         """
         n = len(texts)
         dim = int(self._table.shape[1])
-        if n <= ENCODE_STEP:
+        bounds = _steps(texts)
+        if len(bounds) == 2:
             ids, offsets = self._tokenizer.encode_flat(texts)
             return pool(self._table, ids, offsets, self.pooling_config, mapping=self._mapping, weights=self._weights)
         out = np.empty((n, dim), dtype=np.float32)
-        for lo in range(0, n, ENCODE_STEP):
-            hi = min(n, lo + ENCODE_STEP)
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
             ids, offsets = self._tokenizer.encode_flat(texts[lo:hi])
             out[lo:hi] = pool(self._table, ids, offsets, self.pooling_config, mapping=self._mapping, weights=self._weights)
         return out
@@ -773,6 +775,25 @@ class StaticSentenceTransformer:
                 create_pr=create_pr,
             )
         return str(getattr(info, "commit_url", info))
+
+
+def _steps(texts: Sequence[str]) -> list[int]:
+    """Step boundaries ``[0, ..., len(texts)]`` of :meth:`StaticSentenceTransformer.embed_texts`.
+
+    A step holds at most ``ENCODE_STEP`` texts and about ``ENCODE_STEP_CHARS`` characters (a single longer
+    text is a step of its own).
+    """
+    n = len(texts)
+    if n <= ENCODE_STEP and sum(map(len, texts)) <= ENCODE_STEP_CHARS:
+        return [0, n]
+    ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=n))
+    bounds = [0]
+    while bounds[-1] < n:
+        lo = bounds[-1]
+        base = int(ends[lo - 1]) if lo else 0
+        by_chars = int(np.searchsorted(ends, base + ENCODE_STEP_CHARS, side="right"))
+        bounds.append(min(n, lo + ENCODE_STEP, max(lo + 1, by_chars)))
+    return bounds
 
 
 def _import_torch() -> Any:

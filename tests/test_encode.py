@@ -237,6 +237,11 @@ def test_large_batches_are_chunked_identically(tiny_model2vec: Path, monkeypatch
     monkeypatch.setattr(pooling_module, "WINDOW_BYTES", 4096)
     monkeypatch.setattr(pooling_module, "LONG_TEXT_TOKENS", 64)
     np.testing.assert_array_equal(whole, model.encode(texts))
+    monkeypatch.setattr(model_module, "ENCODE_STEP_CHARS", 500)  # steps cut by characters, long texts alone
+    bounds = model_module._steps(texts)
+    assert bounds[0] == 0 and bounds[-1] == len(texts) and all(b > a for a, b in zip(bounds, bounds[1:], strict=False))
+    assert len(bounds) > len(texts) // 97 + 2
+    np.testing.assert_array_equal(whole, model.encode(texts))
 
 
 def test_model_card_data_and_info(pair: tuple) -> None:

@@ -82,6 +82,9 @@ def resolve_model(
     if name is not None and Path(name).expanduser().is_dir():
         folder = Path(name).expanduser().resolve()
         return folder, str(name), None
+    if name is None and revision in (None, BUILTIN_REVISION) and cache_folder is None:
+        # No name: the pinned built-in revision, which ships in the package (no hub import, no cache lookup).
+        return BUILTIN_MODEL_PATH, BUILTIN_MODEL_ID, BUILTIN_REVISION
     repo_id = BUILTIN_MODEL_ID if name is None else str(name)
     cache_dir = _cache_dir(cache_folder)
     if repo_id == BUILTIN_MODEL_ID and revision in (None, BUILTIN_REVISION):

@@ -67,6 +67,7 @@ def _segment_sums(
     mapping: np.ndarray | None,
     weights: np.ndarray | None,
     acc: np.dtype[np.floating],
+    gather_table: np.ndarray | None = None,
 ) -> np.ndarray:
     """Per-text sums of token rows, each text summed in token order (as numpy's ``mean`` does).
 
@@ -80,8 +81,10 @@ def _segment_sums(
     sums = np.zeros((n, dim), dtype=acc)
     lengths = np.diff(offsets)
 
+    source = table if gather_table is None else gather_table
+
     def rows(chunk: np.ndarray) -> np.ndarray:
-        gathered = table[mapping[chunk] if mapping is not None else chunk]
+        gathered = source[mapping[chunk] if mapping is not None else chunk]
         out = gathered.astype(acc, copy=False)
         if weights is not None:
             out = out * weights[chunk][:, None].astype(acc, copy=False)
@@ -130,6 +133,7 @@ def pool(
     *,
     mapping: np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    gather_table: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pool flat token ids into one float32 vector per text.
 
@@ -140,6 +144,8 @@ def pool(
         config: The model's numeric semantics.
         mapping: Vocabulary-quantization map from token id to table row, if any.
         weights: Per-token-id weights, if any.
+        gather_table: An exact float32 copy of a float16 ``table`` to read rows from (converting rows
+            one gather at a time is several times slower); the arithmetic still follows ``table``'s dtype.
 
     Returns:
         ``(len(texts), dim)`` float32 array.
@@ -149,7 +155,7 @@ def pool(
     if n == 0:
         return np.zeros((0, dim), dtype=np.float32)
     acc = _accumulator(table, weights)
-    sums = _segment_sums(table, ids, offsets, mapping, weights, acc)
+    sums = _segment_sums(table, ids, offsets, mapping, weights, acc, gather_table)
     counts = np.diff(offsets)
     if config.denominator == "weight_sum" and weights is not None:
         per_token = weights[ids].astype(np.float64)
@@ -177,6 +183,7 @@ def pool_one(
     *,
     mapping: np.ndarray | None = None,
     weights: np.ndarray | None = None,
+    gather_table: np.ndarray | None = None,
 ) -> np.ndarray:
     """Pool the ids of a single text: the same arithmetic as :func:`pool`, with fewer numpy calls.
 
@@ -186,7 +193,8 @@ def pool_one(
     n = len(ids)
     if n == 0 or n > LONG_TEXT_TOKENS:
         offsets = np.array([0, n], dtype=np.int64)
-        return pool(table, np.asarray(ids, dtype=np.int64), offsets, config, mapping=mapping, weights=weights)[0]
+        ids = np.asarray(ids, dtype=np.int64)
+        return pool(table, ids, offsets, config, mapping=mapping, weights=weights, gather_table=gather_table)[0]
     if mapping is None and weights is None and table.dtype == np.float32:
         # The common case in as few numpy calls as possible (same operations as below).
         total = np.add.reduce(table[ids], axis=0)
@@ -202,7 +210,8 @@ def pool_one(
         return total
     ids = np.asarray(ids, dtype=np.int64)
     acc = _accumulator(table, weights)
-    rows = table[mapping[ids] if mapping is not None else ids].astype(acc, copy=False)
+    source = table if gather_table is None else gather_table
+    rows = source[mapping[ids] if mapping is not None else ids].astype(acc, copy=False)
     if weights is not None:
         rows = rows * weights[ids][:, None].astype(acc, copy=False)
     total = np.add.reduce(rows, axis=0)  # sequential over tokens, as in pool()

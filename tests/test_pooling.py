@@ -111,3 +111,23 @@ def test_empty_inputs() -> None:
     assert pool(table, np.zeros(0, np.int64), np.zeros(1, np.int64), PoolingConfig("model2vec", True)).shape == (0, 4)
     zero = pool(table, np.zeros(0, np.int64), np.zeros(3, np.int64), PoolingConfig("sentence-transformers", True))
     assert zero.shape == (2, 4) and not zero.any() and np.isfinite(zero).all()
+
+
+@pytest.mark.parametrize("arithmetic", ["model2vec", "sentence-transformers"])
+@pytest.mark.parametrize("with_weights", [False, True])
+def test_float16_gather_table_changes_nothing(arithmetic: str, with_weights: bool) -> None:
+    """The float32 working copy of a float16 table is a speed-up only: bit-identical results."""
+    table, ids, offsets = _random_case(11, "float16")
+    weights = np.random.default_rng(3).random(table.shape[0]).astype(np.float32) if with_weights else None
+    config = PoolingConfig(arithmetic, normalize=True)  # type: ignore[arg-type]
+    copy = table.astype(np.float32)
+    plain = pool(table, ids, offsets, config, weights=weights)
+    fast = pool(table, ids, offsets, config, weights=weights, gather_table=copy)
+    assert plain.tobytes() == fast.tobytes()
+    if arithmetic == "model2vec":
+        reference = _model2vec_reference(table, ids, offsets, True, weights=weights)
+        assert plain.tobytes() == reference.tobytes()
+    for i in range(len(offsets) - 1):
+        tok = ids[offsets[i] : offsets[i + 1]]
+        one = pool_one(table, tok, config, weights=weights, gather_table=copy)
+        assert one.tobytes() == plain[i].tobytes()

@@ -181,11 +181,14 @@ def _llama_bpe_splitter(config: dict[str, Any], tokenizer: Tokenizer) -> _Splitt
         raise _Unsupported("BPE with ignore_merges or subword prefix/suffix and no pre-tokenizer")
     if tokenizer.token_to_id(replacement) is None:
         raise _Unsupported(f"BPE vocabulary has no {replacement!r}")
-    for merge in json.loads(tokenizer.to_str())["model"].get("merges", []):
-        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
-        merged = left + right
-        if replacement in merged[1:] and set(merged) != {replacement}:
-            raise _Unsupported(f"BPE merge {merge!r} can join symbols across a word boundary")
+    # Every merge result is a vocabulary token (tokenizers refuses to load a BPE model otherwise), so a
+    # vocabulary with no such token proves it for all merges without parsing them.
+    if any(replacement in token[1:] and set(token) != {replacement} for token in tokenizer.get_vocab(False)):
+        for merge in json.loads(tokenizer.to_str())["model"].get("merges", []):
+            left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+            merged = left + right
+            if replacement in merged[1:] and set(merged) != {replacement}:
+                raise _Unsupported(f"BPE merge {merge!r} can join symbols across a word boundary")
     return _Splitter("space", None, "", key_prefix=replacement)
 
 

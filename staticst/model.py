@@ -262,7 +262,8 @@ class StaticSentenceTransformer:
         self._gather_table = table.astype(np.float32) if table.dtype == np.float16 else None
         self._mapping = mapping
         self._weights = weights
-        self._original_tokenizer = tokenizer
+        # padding / truncation as saved with the model: restored by save(); encoding runs without them
+        self._saved_tokenizer_options = (tokenizer.padding, tokenizer.truncation)
         if layout.semantics == "model2vec":
             max_length = resolved.config.get("max_length", MODEL2VEC_DEFAULT_MAX_LENGTH)
             self._tok_median = median_token_length(tokenizer)
@@ -277,10 +278,10 @@ class StaticSentenceTransformer:
             self._tok_median = 0
             self._settings = TokenizerSettings(
                 max_length=int(trunc["max_length"]) if trunc else None,
-                truncation_side="left" if trunc and trunc.get("direction") == "Left" else "right",
+                truncation_side="left" if trunc and str(trunc.get("direction", "")).lower() == "left" else "right",
             )
             self.pooling_config = PoolingConfig(arithmetic="sentence-transformers", normalize=resolved.normalize_module)
-        self._tokenizer = TextTokenizer(tokenizer, self._settings)
+        self._tokenizer = TextTokenizer(tokenizer, self._settings, copy=False)  # read here: ours to modify
 
     # ------------------------------------------------------------------ properties
 
@@ -331,7 +332,7 @@ class StaticSentenceTransformer:
             drop_unknown=self._settings.drop_unknown,
             char_limit=char_limit,
         )
-        self._tokenizer = TextTokenizer(self._original_tokenizer, self._settings)
+        self._tokenizer = self._tokenizer.with_settings(self._settings)
 
     @property
     def similarity_fn_name(self) -> str:
@@ -689,6 +690,16 @@ class StaticSentenceTransformer:
 
     # ------------------------------------------------------------------ saving
 
+    def _saved_tokenizer(self) -> Tokenizer:
+        """A copy of the working tokenizer with the padding / truncation it was loaded with."""
+        copy = Tokenizer.from_str(self._tokenizer.tokenizer.to_str())
+        padding, truncation = self._saved_tokenizer_options
+        if truncation:
+            copy.enable_truncation(**truncation)
+        if padding:
+            copy.enable_padding(**padding)
+        return copy
+
     def save(self, path: str | os.PathLike[str], model_name: str | None = None, create_model_card: bool = True, **kwargs: Any) -> None:
         """Save to a folder that staticst, model2vec and sentence-transformers all load.
 
@@ -735,7 +746,7 @@ class StaticSentenceTransformer:
             (folder / "1_Normalize").mkdir(exist_ok=True)
             (folder / "1_Normalize" / "config.json").write_text("{}", encoding="utf-8")
         (folder / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
-        self._original_tokenizer.save(str(folder / "tokenizer.json"))
+        self._saved_tokenizer().save(str(folder / "tokenizer.json"))
         from staticst import __version__
 
         st_config = {

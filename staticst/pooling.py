@@ -31,6 +31,8 @@ __all__ = ["LONG_TEXT_TOKENS", "WINDOW_BYTES", "PoolingConfig", "normalize_rows"
 WINDOW_BYTES = 8 * 1024 * 1024
 #: Texts longer than this many tokens are summed block by block on their own.
 LONG_TEXT_TOKENS = 2048
+#: Rows per block when turning sums into (normalised) means.
+FINISH_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,21 @@ def pool(
     else:
         denom = counts.astype(np.float64)
     safe = np.where(denom == 0, 1.0, denom)[:, None]
+    # Finish block by block: the same row-wise expressions, with temporaries bounded by FINISH_ROWS rows.
+    out = sums if sums.dtype == np.float32 else np.empty((n, dim), dtype=np.float32)
+    for r0 in range(0, n, FINISH_ROWS):
+        r1 = min(n, r0 + FINISH_ROWS)
+        out[r0:r1] = _finish(sums[r0:r1], safe[r0:r1], config, table.dtype, acc)
+    return out
+
+
+def _finish(
+    sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype[np.floating]
+) -> np.ndarray:
+    """Mean (and normalisation) of a block of per-text sums, in the reference's arithmetic."""
     if config.arithmetic == "model2vec":
         # numpy's mean: sum in `acc`, true_divide by an intp count in float64, stored in the output dtype.
-        out_dtype = np.dtype(np.float32) if np.issubdtype(table.dtype, np.integer) else table.dtype
+        out_dtype = np.dtype(np.float32) if np.issubdtype(table_dtype, np.integer) else table_dtype
         mean = (sums.astype(np.float64, copy=False) / safe).astype(acc, copy=False).astype(out_dtype)
         if config.normalize:
             mean = normalize_rows(mean.astype(np.float32), "model2vec").astype(out_dtype)

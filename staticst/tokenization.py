@@ -9,6 +9,7 @@ per-sentence Python lists of vectors. Tokenization itself is exact: ids are thos
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -37,13 +38,22 @@ class TokenizerSettings:
     char_limit: int | None = None
 
 
+# In compact JSON an unescaped quote only delimits strings, and only the top-level "model" key holds a
+# Unigram model object, so this match is unambiguous; anything else falls back to a full JSON parse.
+_UNIGRAM_UNK = re.compile(r'(?<!\\)"model":\{"type":"Unigram","unk_id":(null|[0-9]+)[,}]')
+
+
 def unknown_token_id(tokenizer: Tokenizer) -> int | None:
     """The id of the unknown token as model2vec 0.10 determines it (``None`` if the model has none)."""
     model = tokenizer.model
     if hasattr(model, "unk_token"):
         token = model.unk_token
         return None if token is None else tokenizer.token_to_id(token)
-    unk = json.loads(tokenizer.to_str())["model"].get("unk_id")
+    text = tokenizer.to_str()
+    found = _UNIGRAM_UNK.findall(text)
+    if len(found) == 1:  # Unigram: skip parsing a vocabulary of hundreds of thousands of pieces
+        return None if found[0] == "null" else int(found[0])
+    unk = json.loads(text)["model"].get("unk_id")
     return None if unk is None else int(unk)
 
 
@@ -53,24 +63,27 @@ def median_token_length(tokenizer: Tokenizer) -> int:
     return int(np.median([len(token) for token in vocab]))
 
 
-def _plain_copy(tokenizer: Tokenizer) -> Tokenizer:
-    copy = Tokenizer.from_str(tokenizer.to_str())
-    copy.no_padding()
-    copy.no_truncation()
-    return copy
+def _plain(tokenizer: Tokenizer, *, copy: bool) -> Tokenizer:
+    if copy:
+        tokenizer = Tokenizer.from_str(tokenizer.to_str())
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
 
 
 class TextTokenizer:
     """Turns texts into flat ids + offsets under a model's :class:`TokenizerSettings`.
 
     Args:
-        tokenizer: The model's tokenizer (it is copied; padding and truncation are disabled on the copy).
+        tokenizer: The model's tokenizer. Padding and truncation are disabled on it (on a copy unless
+            ``copy=False``, for a tokenizer the caller owns: a copy of a large vocabulary costs a full re-parse).
         settings: Truncation / unknown-token rules.
         fast: Use the exact word-cache fast path where it applies.
+        copy: Work on a copy of ``tokenizer`` and leave the caller's object untouched.
     """
 
-    def __init__(self, tokenizer: Tokenizer, settings: TokenizerSettings, *, fast: bool = True) -> None:
-        self.tokenizer = _plain_copy(tokenizer)
+    def __init__(self, tokenizer: Tokenizer, settings: TokenizerSettings, *, fast: bool = True, copy: bool = True) -> None:
+        self.tokenizer = _plain(tokenizer, copy=copy)
         self.settings = settings
         self.unk_id = unknown_token_id(self.tokenizer)
         self._fast: Any = None
@@ -80,6 +93,13 @@ class TextTokenizer:
             candidate = FastTokenizer(self.tokenizer, cache_size=200_000)
             if candidate.fast_path:
                 self._fast = candidate
+
+    def with_settings(self, settings: TokenizerSettings) -> TextTokenizer:
+        """The same tokenizer (and word cache) under other truncation / unknown-token rules."""
+        clone = object.__new__(TextTokenizer)
+        clone.tokenizer, clone.unk_id, clone._fast = self.tokenizer, self.unk_id, self._fast
+        clone.settings = settings
+        return clone
 
     @property
     def fast_path(self) -> bool:

@@ -251,3 +251,15 @@ def test_model_card_data_and_info(pair: tuple) -> None:
     assert info["num_parameters"] == ours.embedding_table.size
     assert ours.model_card_data.to_dict()["tags"]
     assert "StaticSentenceTransformer(" in repr(ours)
+
+
+def test_max_seq_length_change_keeps_the_tokenizer_and_its_cache(tiny_model2vec: Path) -> None:
+    model = StaticSentenceTransformer(tiny_model2vec)
+    before = model._tokenizer
+    model.encode(["the cat sat on the mat"] * 3)
+    model.max_seq_length = 2
+    after = model._tokenizer
+    assert after is not before and after.tokenizer is before.tokenizer and after._fast is before._fast
+    assert after.settings.max_length == 2 and before.settings.max_length != 2
+    full = len(before.encode_one("the cat sat on the mat"))
+    assert full > 2 and len(after.encode_one("the cat sat on the mat")) == 2

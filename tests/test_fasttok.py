@@ -120,7 +120,7 @@ def tiny_unigram(*, standalone: bool) -> Tokenizer:
     return tok
 
 
-def tiny_llama_bpe(*, cross_boundary_merge: bool = False) -> Tokenizer:
+def tiny_llama_bpe(*, cross_boundary_merge: bool = False, inner_marker_token: bool = False) -> Tokenizer:
     """Llama-style BPE: Prepend("▁") + Replace(" ", "▁"), no pre-tokenizer, byte fallback."""
     vocab: dict[str, int] = {"<unk>": 0, "<s>": 1, "</s>": 2}
     for b in range(256):
@@ -139,6 +139,8 @@ def tiny_llama_bpe(*, cross_boundary_merge: bool = False) -> Tokenizer:
     if cross_boundary_merge:  # "t" + "▁" lets a merge join two words: no fast path
         merges.append(("t", "▁"))
         vocab["t▁"] = len(vocab)
+    if inner_marker_token:  # in the vocabulary but no merge makes it: the merges must be read to tell
+        vocab["x▁y"] = len(vocab)
     tok = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
     tok.decoder = decoders.ByteFallback()
@@ -164,6 +166,7 @@ TINY = {
     "unigram-wss-metaspace": lambda: tiny_unigram(standalone=False),
     "llama-bpe": tiny_llama_bpe,
     "llama-bpe-crossing": lambda: tiny_llama_bpe(cross_boundary_merge=True),
+    "llama-bpe-inner-marker": lambda: tiny_llama_bpe(inner_marker_token=True),
     "bytelevel-bpe": tiny_bytelevel_bpe,
 }
 TINY_FAST = {k for k in TINY if k not in {"llama-bpe-crossing", "bytelevel-bpe"}}
@@ -438,3 +441,23 @@ def test_threads_share_the_cache_exactly(real_tokenizers: dict[str, Tokenizer]) 
         assert flat == expected
         assert single == expected
     assert fast.cached_words <= 50
+
+
+@pytest.mark.parametrize("unk_id", [None, 0, 3])
+def test_unknown_token_id_of_unigram_without_full_parse(unk_id: int | None) -> None:
+    from staticst.tokenization import _UNIGRAM_UNK, unknown_token_id
+
+    pieces = [("<s>", 0.0), ('"model":{"type":"Unigram","unk_id":7}', -1.0), ("a", -1.0), ("<unk>", 0.0), ("b", -2.0)]
+    tok = Tokenizer(models.Unigram(pieces, unk_id=unk_id, byte_fallback=False))
+    tok.add_special_tokens(['"model":{"type":"Unigram","unk_id":9,'])
+    assert len(_UNIGRAM_UNK.findall(tok.to_str())) == 1  # the escaped look-alikes in tokens do not match
+    assert unknown_token_id(tok) == unk_id == json.loads(tok.to_str())["model"]["unk_id"]
+
+
+def test_unknown_token_id_of_real_tokenizers(real_tokenizers: dict[str, Tokenizer]) -> None:
+    from staticst.tokenization import unknown_token_id
+
+    for name, tok in real_tokenizers.items():
+        model = json.loads(tok.to_str())["model"]
+        expected = model.get("unk_id") if model["type"] == "Unigram" else tok.token_to_id(model["unk_token"]) if model.get("unk_token") else None
+        assert unknown_token_id(tok) == expected, name

@@ -58,3 +58,29 @@ def test_saved_files(tiny_model2vec: Path, tmp_path: Path) -> None:
     assert config["normalize"] is True and config["max_length"] == 7
     assert "# tiny" in (tmp_path / "out" / "README.md").read_text()
     assert StaticSentenceTransformer(tmp_path / "out").max_seq_length == 7
+
+
+def test_saved_tokenizer_keeps_its_padding_and_truncation(tmp_path: Path) -> None:
+    from tokenizers import Tokenizer
+
+    from tests.conftest import wordpiece_tokenizer, write_st_root
+
+    tok = wordpiece_tokenizer()
+    tok.enable_truncation(max_length=5, direction="left")
+    tok.enable_padding(length=9, pad_token="[PAD]")
+    write_st_root(tmp_path / "st", tok)
+    model = StaticSentenceTransformer(tmp_path / "st")
+    # encoding ignores padding; the truncation becomes the model's token limit
+    assert model.tokenizer.padding is None and model.tokenizer.truncation is None
+    assert model.max_seq_length == 5 and model.tokenizer_settings.truncation_side == "left"
+    model.save(tmp_path / "out")
+    saved = Tokenizer.from_file(str(tmp_path / "out" / "tokenizer.json"))
+    assert saved.truncation == tok.truncation and saved.padding == tok.padding
+    assert json.loads(saved.to_str()) == json.loads(tok.to_str())
+    np.testing.assert_array_equal(StaticSentenceTransformer(tmp_path / "out").encode(TEXTS), model.encode(TEXTS))
+    # sentence-transformers truncates from the left with this tokenizer too
+    from sentence_transformers import SentenceTransformer
+
+    long_texts = ["the cat sat on the mat by the dog", "dog cat", "sat sat the the cat cat mat"]
+    reference = SentenceTransformer(str(tmp_path / "st"), device="cpu").encode(long_texts)
+    assert np.abs(reference - model.encode(long_texts)).max() <= 1e-6

@@ -448,9 +448,9 @@ class StaticSentenceTransformer:
             texts = list(inputs)
         else:
             raise TypeError(f"encode() takes a str or a list of str, got {type(inputs).__name__}.")
-        for i, t in enumerate(texts):
-            if not isinstance(t, str):
-                raise TypeError(f"encode() inputs must all be str; item {i} is {type(t).__name__}: {t!r:.80}.")
+        if not all(issubclass(kind, str) for kind in set(map(type, texts))):  # one C-level pass over texts
+            i, t = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
+            raise TypeError(f"encode() inputs must all be str; item {i} is {type(t).__name__}: {t!r:.80}.")
         return texts, False
 
     # ------------------------------------------------------------------ encoding

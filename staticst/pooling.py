@@ -20,6 +20,7 @@ An empty text (or one whose tokens were all dropped) pools to a zero vector, nev
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +32,7 @@ __all__ = ["LONG_TEXT_TOKENS", "WINDOW_BYTES", "PoolingConfig", "normalize_rows"
 WINDOW_BYTES = 8 * 1024 * 1024
 #: Texts longer than this many tokens are summed block by block on their own.
 LONG_TEXT_TOKENS = 2048
+_EPS_M2V = np.float32(1e-32)  # model2vec adds 1e-32 to float32 norms: a float32 add
 #: Rows per block when turning sums into (normalised) means.
 FINISH_ROWS = 1024
 
@@ -180,7 +182,12 @@ def _finish(
     if config.arithmetic == "model2vec":
         # numpy's mean: sum in `acc`, true_divide by an intp count in float64, stored in the output dtype.
         out_dtype = np.dtype(np.float32) if np.issubdtype(table_dtype, np.integer) else table_dtype
-        mean = (sums.astype(np.float64, copy=False) / safe).astype(acc, copy=False).astype(out_dtype)
+        if acc == np.float32 and config.denominator == "count" and float(safe.max(initial=0.0)) < 2**24:
+            # float32 / (count < 2**24, exact in float32) equals the float64 quotient rounded to float32
+            # (float64 has more than 2 * 24 + 2 bits): the same numbers without the float64 temporaries.
+            mean = (sums / safe.astype(np.float32)).astype(out_dtype, copy=False)
+        else:
+            mean = (sums.astype(np.float64, copy=False) / safe).astype(acc, copy=False).astype(out_dtype)
         if config.normalize:
             mean = normalize_rows(mean.astype(np.float32), "model2vec").astype(out_dtype)
         return mean.astype(np.float32, copy=False)
@@ -210,17 +217,18 @@ def pool_one(
         ids = np.asarray(ids, dtype=np.int64)
         return pool(table, ids, offsets, config, mapping=mapping, weights=weights, gather_table=gather_table)[0]
     if mapping is None and weights is None and table.dtype == np.float32:
-        # The common case in as few numpy calls as possible (same operations as below).
-        total = np.add.reduce(table[ids], axis=0)
-        if config.arithmetic == "model2vec":
-            # numpy's mean: float64 true_divide by an intp count, stored back in float32.
-            np.true_divide(total, np.intp(n), out=total, casting="unsafe")
-            if config.normalize:
-                total = total / (np.sqrt(np.add.reduce(total * total)) + 1e-32)
-            return total
-        total = total / np.float32(n)
+        # The common case in as few numpy calls as possible. The references divide in float64 and round
+        # to float32 (numpy's mean), or normalise in float32; float64 has more than 2 * 24 + 2 bits, so
+        # rounding a float64 quotient, sum or square root of float32 operands to float32 gives exactly the
+        # float32 operation's result. Hence plain float32 operations and math.sqrt are bit-identical here.
+        total = np.add.reduce(table.take(ids, axis=0), axis=0)
+        total /= np.float32(n)
         if config.normalize:
-            total = total / max(np.float32(np.sqrt(np.add.reduce(total * total))), np.float32(1e-12))
+            norm = np.float32(math.sqrt(np.add.reduce(total * total)))
+            if config.arithmetic == "model2vec":
+                total /= np.float32(norm + _EPS_M2V)
+            else:
+                total /= max(norm, np.float32(1e-12))
         return total
     ids = np.asarray(ids, dtype=np.int64)
     acc = _accumulator(table, weights)

@@ -143,7 +143,7 @@ class TextTokenizer:
             ``(ids, offsets)``: ``ids[offsets[i]:offsets[i + 1]]`` are the ids pooled for ``texts[i]``.
         """
         limit = self.settings.char_limit
-        if limit is not None:
+        if limit is not None and texts and max(map(len, texts)) > limit:
             texts = [t if len(t) <= limit else t[:limit] for t in texts]
         ids, offsets = self.raw_ids(texts)
         return apply_rules(ids, offsets, self.settings, self.unk_id)

@@ -111,6 +111,10 @@ def test_bad_arguments(pair: tuple) -> None:
         ours.encode(TEXTS, truncate_dim=0)
     with pytest.raises(TypeError, match="item 1 is int"):
         ours.encode(["ok", 3])
+    with pytest.raises(TypeError, match="item 2 is bytes"):
+        ours.encode(["ok", "fine", b"bytes"])
+    # str subclasses (numpy's str_) are text
+    np.testing.assert_array_equal(ours.encode([np.str_("ok"), "fine"]), ours.encode(["ok", "fine"]))
     with pytest.raises(TypeError, match="got int"):
         ours.encode(5)
     with pytest.raises(TypeError, match="unexpected keyword argument"):

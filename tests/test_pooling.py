@@ -131,3 +131,27 @@ def test_float16_gather_table_changes_nothing(arithmetic: str, with_weights: boo
         tok = ids[offsets[i] : offsets[i + 1]]
         one = pool_one(table, tok, config, weights=weights, gather_table=copy)
         assert one.tobytes() == plain[i].tobytes()
+
+
+@pytest.mark.parametrize("dim", [7, 64, 256, 300, 1024])
+@pytest.mark.parametrize("arithmetic", ["model2vec", "sentence-transformers"])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_single_text_path_equals_batch_at_real_widths(dim: int, arithmetic: str, normalize: bool) -> None:
+    """pool_one's float32 shortcut (float32 division / math.sqrt) is bit-identical to pool() on every text."""
+    rng = np.random.default_rng(dim)
+    table = (rng.standard_normal((500, dim)) * rng.uniform(1e-3, 1e3, (500, 1))).astype(np.float32)
+    table[7] = 0.0  # a zero row: a text of only this token has norm 0
+    lengths = rng.integers(1, 90, 400)
+    lengths[:3] = [1, 1, 2]
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    ids = rng.integers(0, 500, int(offsets[-1])).astype(np.int64)
+    ids[offsets[0]] = ids[offsets[2]] = ids[offsets[2] + 1] = 7
+    config = PoolingConfig(arithmetic, normalize)  # type: ignore[arg-type]
+    batch = pool(table, ids, offsets, config)
+    if arithmetic == "model2vec":
+        np.testing.assert_array_equal(batch, _model2vec_reference(table, ids, offsets, normalize))
+    for i in range(len(lengths)):
+        chunk = ids[offsets[i] : offsets[i + 1]]
+        np.testing.assert_array_equal(pool_one(table, chunk.tolist(), config), batch[i])
+        np.testing.assert_array_equal(pool_one(table, chunk, config), batch[i])
+    assert not np.isnan(batch).any() and not batch[0].any()

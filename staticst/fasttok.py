@@ -22,7 +22,7 @@ Supported fast pipelines (ASCII text only):
   non-ASCII replacement) alone or after ``WhitespaceSplit``;
 * model: ``WordPiece``, ``WordLevel``, ``Unigram`` or ``BPE`` without dropout;
 * Llama-style BPE with no pre-tokeniser (normaliser ``Prepend("▁")`` + ``Replace(" ", "▁")``), when the
-  merges prove that no merge can cross a word boundary (texts with a leading space or a double space are
+  vocabulary (or, failing that, the merges) proves that no merge can cross a word boundary (texts with a leading space or a double space are
   sent to the Hugging Face tokenizer).
 
 Only numpy and tokenizers are imported.

@@ -21,7 +21,8 @@ import numpy as np
 __all__ = ["build_parser", "main"]
 
 
-def _positive_int(value: str) -> int:
+def positive_int(value: str) -> int:
+    """The argparse ``type=`` for options that take a positive integer (shared with ``staticst serve``)."""
     try:
         number = int(value)
     except ValueError:
@@ -44,9 +45,9 @@ def build_parser(with_server: bool = False) -> argparse.ArgumentParser:
     enc.add_argument("texts", nargs="*", help="texts to embed; read stdin (one per line) when none are given")
     enc.add_argument("--model", "-m", default=None, help="folder or Hub id (default: built-in potion-base-8M)")
     enc.add_argument("--output", "-o", default=None, help="write .npy (array) or .jsonl; default: JSON lines on stdout")
-    enc.add_argument("--batch-size", type=_positive_int, default=1024)
+    enc.add_argument("--batch-size", type=positive_int, default=1024)
     enc.add_argument("--normalize", action="store_true", help="L2-normalise the output")
-    enc.add_argument("--truncate-dim", type=_positive_int, default=None, help="keep the first N dimensions")
+    enc.add_argument("--truncate-dim", type=positive_int, default=None, help="keep the first N dimensions")
     enc.add_argument("--prompt-name", default=None, help="prepend the model's prompt of this name")
     enc.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
 

@@ -299,6 +299,15 @@ def parse_embed(body: Any, limits: Limits) -> EmbedArgs:
     )
 
 
+def _optional_str(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise RequestError(
+            UNPROCESSABLE, f"{name} must be a string, got {_type_name(value)}", param=name, value=_type_name(value)
+        )
+    return value
+
+
 def parse_openai(body: Any, limits: Limits) -> OpenAIArgs:
     """Validate an OpenAI style ``/v1/embeddings`` body.
 
@@ -320,16 +329,8 @@ def parse_openai(body: Any, limits: Limits) -> OpenAIArgs:
     if isinstance(raw, list) and raw and isinstance(raw[0], (int, list)) and not isinstance(raw[0], bool):
         raise RequestError(UNPROCESSABLE, "token-id inputs are not supported; send the texts as strings", param="input")
     texts = _texts(raw, "input", limits)
-    model = body.get("model")
-    if model is not None and not isinstance(model, str):
-        raise RequestError(
-            UNPROCESSABLE, f"model must be a string, got {_type_name(model)}", param="model", value=_type_name(model)
-        )
-    user = body.get("user")
-    if user is not None and not isinstance(user, str):
-        raise RequestError(
-            UNPROCESSABLE, f"user must be a string, got {_type_name(user)}", param="user", value=_type_name(user)
-        )
+    model = _optional_str(body, "model")
+    _optional_str(body, "user")
     encoding_format = body.get("encoding_format")
     if encoding_format is None:
         encoding_format = "float"

@@ -35,6 +35,11 @@ Methodology:
 2. Batch throughput (sentences/s): the whole corpus in one ``encode(list)`` call, at each library's default
    ``batch_size`` (staticst 32, which is only progress-bar granularity there; model2vec 1024 and, above 10,000
    sentences, its joblib thread pool; ST 32) and again at ``batch_size=1024`` for everyone.
+   staticst is also timed through its multi-process pool (``encode(corpus, pool=model.start_multi_process_pool())``,
+   one spawned worker per usable CPU), alternating with the others; its vectors are first checked to equal
+   in-process staticst's bit for bit. The pool only engages from ``staticst.multiprocess.POOL_MIN_TEXTS`` texts
+   (4,096), so with a smaller corpus (``--quick``) that column is "n/a". The ratio compares it with the other
+   library's default call.
 3. One-sentence latency (µs): ``encode(str)`` on the same varied sentences for every library, each call timed
    on its own with ``time.perf_counter_ns``, after 50 warm-up calls; median (and p90) per round.
 4. Runs alternate between the libraries (rotating the order every round) and each number is the median over
@@ -118,6 +123,7 @@ METRICS: tuple[tuple[str, str, str, bool, str], ...] = (
     ("max_abs_diff", "max abs diff vs model2vec", "", False, "diff"),
     ("throughput_default", "throughput, default batch_size", "sent/s", True, "{:,.0f}"),
     ("throughput_1024", f"throughput, batch_size={LARGE_BATCH}", "sent/s", True, "{:,.0f}"),
+    ("throughput_pool", "throughput, encode(pool=start_multi_process_pool())", "sent/s", True, "{:,.0f}"),
     ("latency_p50_us", "one sentence, p50", "µs", False, "{:.1f}"),
     ("cold_wall_ms", "cold start to first vector, wall (subprocess)", "ms", False, "{:,.0f}"),
     ("cold_inproc_ms", "cold start, in-process", "ms", False, "{:,.0f}"),
@@ -515,6 +521,21 @@ def child_runs(
     return out
 
 
+class PoolEncoder:
+    """``encode`` through a staticst multi-process pool (one worker per usable CPU), as a user would call it."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.pool = model.start_multi_process_pool()
+        self.workers = len(self.pool["processes"])
+
+    def encode(self, texts: Any, **kwargs: Any) -> Any:
+        return self.model.encode(texts, pool=self.pool, **kwargs)
+
+    def stop(self) -> None:
+        self.model.stop_multi_process_pool(self.pool)
+
+
 # ----------------------------------------------------------------------------- one model
 def st_mismatch_hint(m2v: Any, st: Any, text: str) -> str:
     """Why ST's vector differs from model2vec's on ``text``, when the token ids tell (else "")."""
@@ -606,6 +627,24 @@ def benchmark_model(
                 status[lib] = {**status[lib], "status": "n/a", "reason": f"computes different vectors: {note}"}
                 models.pop(lib)
                 log(f"  {lib}: n/a ({status[lib]['reason']})")
+    # staticst's multi-process pool: checked bit for bit against in-process staticst before it is timed
+    pooled: PoolEncoder | None = None
+    pool_state: dict[str, Any] = {"status": "n/a", "reason": "staticst not measured"}
+    if "staticst" in models:
+        from staticst.multiprocess import POOL_MIN_TEXTS
+
+        if len(corpus) < POOL_MIN_TEXTS:
+            pool_state["reason"] = f"the corpus has fewer than {POOL_MIN_TEXTS} texts: encode() stays in-process"
+        else:
+            pooled = PoolEncoder(models["staticst"])
+            start = time.perf_counter()
+            same = bool(np.array_equal(np.asarray(pooled.encode(corpus)), vectors["staticst"]))
+            pool_state = {"status": "ok", "workers": pooled.workers, "identical_to_in_process": same}
+            log(f"  staticst pool: {pooled.workers} workers, first encode {time.perf_counter() - start:.2f} s, "
+                f"identical to in-process: {same}")  # fmt: skip
+            if not same:
+                parity_ok = False
+                log("  !! PARITY FAILURE: the staticst pool differs from in-process staticst")
     vectors.clear()
     active = [lib for lib in LIBRARIES if lib in models]
     # Freeze what is alive now (the libraries' modules and models: ~500K objects once torch is imported) so the
@@ -616,8 +655,15 @@ def benchmark_model(
 
     results: dict[str, dict[str, Any]] = {lib: {} for lib in active}
     log(f"  batch throughput: {args.repeats} rounds x {len(active)} libraries, default batch sizes")
-    for lib, res in time_batch(models, active, corpus, None, args.repeats, args.budget, guard).items():
-        results[lib]["throughput_default"] = res
+    timed = {**models, "staticst-pool": pooled} if pooled else models
+    with_pool = [*active, "staticst-pool"] if pooled else active
+    for lib, res in time_batch(timed, with_pool, corpus, None, args.repeats, args.budget, guard).items():
+        if lib == "staticst-pool":
+            results["staticst"]["throughput_pool"] = {**res, "workers": pooled.workers if pooled else 0}
+        else:
+            results[lib]["throughput_default"] = res
+    if pooled:
+        pooled.stop()
     for lib, res in time_batch(models, active, corpus, LARGE_BATCH, args.repeats, args.budget, guard).items():
         results[lib]["throughput_1024"] = res
     rng = np.random.default_rng(1)
@@ -647,6 +693,7 @@ def benchmark_model(
         "path": str(folder),
         **info,
         "libraries": status,
+        "pool": pool_state,
         "parity": {
             "reference": reference,
             "max_abs_diff": diffs,
@@ -674,6 +721,10 @@ def metric_value(model: dict[str, Any], lib: str, key: str) -> Any:
         return r["throughput_default"]["sentences_per_s"]
     if key == "throughput_1024":
         return r["throughput_1024"]["sentences_per_s"]
+    if key == "throughput_pool":
+        if lib != "staticst":
+            return "not measured"
+        return r["throughput_pool"]["sentences_per_s"] if "throughput_pool" in r else "n/a"
     if key == "latency_p50_us":
         return r["latency"]["p50_us"]
     cold, rss = r["cold_start"], r["rss"]
@@ -715,7 +766,8 @@ def build_table(report_models: dict[str, dict[str, Any]]) -> list[dict[str, Any]
             row["values"] = values
             ours = values["staticst"]
             for other in ("model2vec", "sentence-transformers"):
-                theirs = values[other]
+                # the pool is compared with the other library's default call
+                theirs = metric_value(model, other, "throughput_default") if key == "throughput_pool" else values[other]
                 ok = (
                     style not in ("bool", "diff")
                     and isinstance(ours, float)
@@ -776,6 +828,13 @@ def evaluate_targets(report_models: dict[str, dict[str, Any]]) -> list[dict[str,
         ratio = num(model, "staticst", "throughput_default") / num(model, "model2vec", "throughput_default")
         return ratio >= least, f"{ratio:.2f}x model2vec's sentences/s (target >= {least:g}x)"
 
+    def pool_ratio(model: dict[str, Any], least: float) -> tuple[bool, str]:
+        ratio = num(model, "staticst", "throughput_pool") / num(model, "model2vec", "throughput_default")
+        workers = model["pool"].get("workers")
+        return ratio >= least, (
+            f"{ratio:.2f}x model2vec's sentences/s with {workers} staticst worker processes (target >= {least:g}x)"
+        )
+
     def latency_max(model: dict[str, Any], most: float) -> tuple[bool, str]:
         value = num(model, "staticst", "latency_p50_us")
         return value <= most, f"{value:.1f} µs (target <= {most:g} µs)"
@@ -813,6 +872,8 @@ def evaluate_targets(report_models: dict[str, dict[str, Any]]) -> list[dict[str,
         )
 
     add("batch throughput >= 5x model2vec", "potion-base-8M", lambda m: throughput_ratio(m, 5))
+    add("batch throughput >= 5x model2vec, staticst with its process pool", "potion-base-8M",
+        lambda m: pool_ratio(m, 5))  # fmt: skip
     add("one sentence <= 15 µs", "potion-base-8M", lambda m: latency_max(m, 15))
     add("one sentence >= 9x faster than model2vec", "potion-base-8M", lambda m: latency_speedup(m, 9))
     for name in ("wordllama-l2-supercat-256", "tokenlearn-10k-int8"):
@@ -846,7 +907,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
             "throughput_default",
             "Batch throughput, whole corpus in one encode (sentences/s)",
             True,
-            [*default_series, (f"ST, batch_size={LARGE_BATCH}", "sentence-transformers", "throughput_1024")],
+            [
+                *default_series,
+                (f"ST, batch_size={LARGE_BATCH}", "sentence-transformers", "throughput_1024"),
+                ("staticst, process pool", "staticst", "throughput_pool"),
+            ],
         ),
         ("latency_p50_us", "One sentence, encode(str) p50 (µs)", True, default_series),
         ("cold_wall_ms", "Cold start: python -c import + load + first vector (ms, wall)", True, default_series),

@@ -258,8 +258,9 @@ class StaticSentenceTransformer:
         _check_finite(name, table, resolved.weights_path)
 
         self._table = table
-        # float16 rows are converted to float32 for every sum anyway; one exact copy makes pooling ~5x faster.
-        self._gather_table = table.astype(np.float32) if table.dtype == np.float16 else None
+        # float16 rows are converted to float32 for every sum anyway; one exact copy makes batch pooling ~5x
+        # faster. Made on the first batch (see _batch_gather_table): a single encode(str) does not need it.
+        self._gather_table: np.ndarray | None = None
         self._mapping = mapping
         self._weights = weights
         # padding / truncation as saved with the model: restored by save(); encoding runs without them
@@ -463,8 +464,13 @@ class StaticSentenceTransformer:
             self.pooling_config,
             mapping=self._mapping,
             weights=self._weights,
-            gather_table=self._gather_table,
+            gather_table=self._batch_gather_table(),
         )
+
+    def _batch_gather_table(self) -> np.ndarray | None:
+        if self._gather_table is None and self._table.dtype == np.float16:
+            self._gather_table = self._table.astype(np.float32)  # racing threads compute the same copy
+        return self._gather_table
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Pool ``texts`` into model vectors (the model's own normalisation, no prompt, no truncation).
@@ -515,11 +521,14 @@ class StaticSentenceTransformer:
                 (``staticst.util.quantize_embeddings``; ranges from the batch itself, as in ST).
             convert_to_numpy: Return numpy (default). ``False`` returns a list of torch tensors (needs torch).
             convert_to_tensor: Return one torch tensor (needs torch; imported only then).
-            device: Accepted for compatibility; no effect (warns once).
+            device: Accepted for compatibility (warns once if not ``"cpu"``); a list such as ``["cpu", "cpu"]``
+                encodes large inputs in that many temporary worker processes, as in sentence-transformers.
             normalize_embeddings: L2-normalise after truncation.
             truncate_dim: Keep the first ``truncate_dim`` dimensions (default: the model's ``truncate_dim``).
-            pool: Accepted for compatibility (multi-process pools); no effect (warns once).
-            chunk_size: Accepted for compatibility; no effect (warns once).
+            pool: A pool from :meth:`start_multi_process_pool`: inputs of at least
+                ``staticst.multiprocess.POOL_MIN_TEXTS`` texts are encoded by its worker processes.
+            chunk_size: Texts per chunk sent to a worker (default: about a quarter of each worker's share,
+                between 1,024 and 8,192); no effect without a pool (warns once).
             **kwargs: ``task`` is accepted (no effect, as on ST static models); anything else raises.
 
         Returns:
@@ -564,11 +573,23 @@ class StaticSentenceTransformer:
                 f"output_value={output_value!r} is not available: a static model has no contextual token embeddings. "
                 "Use output_value='sentence_embedding' (or None)."
             )
-        self._check_device(device)
+        devices = device if isinstance(device, list) else None
         if pool is not None:
-            _warn_once("encode:pool", "staticst encodes in-process; the `pool` argument has no effect.")
+            from staticst.multiprocess import check_pool
+
+            check_pool(pool)
+        if devices is not None:
+            if not devices:
+                raise ValueError("device=[] names no worker: pass a list such as ['cpu', 'cpu'], or a single device.")
+            if any(str(d) != "cpu" for d in devices):
+                _warn_once(f"device:{devices}", f"staticst runs on the CPU; device={devices!r} starts CPU workers.")
+        else:
+            self._check_device(device)
         if chunk_size is not None:
-            _warn_once("encode:chunk_size", "staticst encodes in-process; the `chunk_size` argument has no effect.")
+            if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size <= 0:
+                raise ValueError(f"chunk_size must be a positive integer, got {chunk_size}.")
+            if pool is None and devices is None:
+                _warn_once("encode:chunk_size", "chunk_size only applies with a pool (or a list of devices); no effect.")
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if truncate_dim is not None:
             self._check_truncate_dim(truncate_dim)
@@ -583,7 +604,9 @@ class StaticSentenceTransformer:
         else:
             want_torch = False
 
-        emb = self._embed_with_progress(texts, batch_size, bool(show_progress_bar))
+        emb = self._embed_pooled(texts, pool, devices, chunk_size)
+        if emb is None:
+            emb = self._embed_with_progress(texts, batch_size, bool(show_progress_bar))
         if truncate_dim is not None:
             emb = emb[:, :truncate_dim]
         if normalize_embeddings:
@@ -632,6 +655,53 @@ class StaticSentenceTransformer:
         if normalize:
             vec = normalize_rows(vec[None, :], "sentence-transformers")[0].astype(np.float32, copy=False)
         return np.ascontiguousarray(vec)
+
+    def _embed_pooled(
+        self, texts: list[str], pool: dict[str, Any] | None, devices: list[Any] | None, chunk_size: int | None
+    ) -> np.ndarray | None:
+        """The vectors from worker processes, or ``None`` when this call encodes in-process."""
+        if pool is None and devices is None:
+            return None
+        from staticst import multiprocess
+
+        if len(texts) < multiprocess.POOL_MIN_TEXTS:  # the round trip would cost more than it saves
+            return None
+        if pool is not None:
+            return multiprocess.encode_with_pool(self, texts, pool, chunk_size)
+        temporary = self.start_multi_process_pool([str(d) for d in devices or ()])
+        try:
+            return multiprocess.encode_with_pool(self, texts, temporary, chunk_size)
+        finally:
+            self.stop_multi_process_pool(temporary)
+
+    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> dict[str, Any]:
+        """Start worker processes that ``encode(..., pool=pool)`` spreads large inputs over.
+
+        The sentence-transformers API: a dict with ``"input"`` / ``"output"`` queues and ``"processes"``.
+        Workers are spawned (not forked), load this model's folder once, and follow this model's
+        current settings on every call; the vectors are bit-identical to in-process encoding. Inputs of
+        fewer than ``staticst.multiprocess.POOL_MIN_TEXTS`` texts are still encoded in-process. Call from
+        under ``if __name__ == "__main__":`` in scripts, as with any spawned process.
+
+        Args:
+            target_devices: One entry per worker (e.g. ``["cpu", "cpu"]``); ``None``: one worker per usable
+                CPU (sentence-transformers starts 4 CPU workers).
+
+        Returns:
+            The pool, for ``encode(..., pool=pool)`` and :meth:`stop_multi_process_pool`.
+        """
+        from staticst.multiprocess import start_pool
+
+        if isinstance(target_devices, (list, tuple)) and any(str(d) != "cpu" for d in target_devices):
+            _warn_once(f"device:{target_devices}", f"staticst runs on the CPU; {target_devices!r} start CPU workers.")
+        return start_pool(str(self.model_path), target_devices)
+
+    @staticmethod
+    def stop_multi_process_pool(pool: dict[str, Any]) -> None:
+        """Stop the workers started by :meth:`start_multi_process_pool` and close the pool's queues."""
+        from staticst.multiprocess import stop_pool
+
+        stop_pool(pool)
 
     def _embed_with_progress(self, texts: list[str], batch_size: int, show: bool) -> np.ndarray:
         if not show or len(texts) <= batch_size:

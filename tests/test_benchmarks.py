@@ -19,7 +19,7 @@ from tests.conftest import REPO
 SCRIPT = REPO / "benchmarks" / "encode.py"
 LIBRARIES = ("staticst", "model2vec", "sentence-transformers")
 METRICS = {
-    "max_abs_diff", "throughput_default", "throughput_1024", "latency_p50_us", "cold_wall_ms", "cold_inproc_ms",
+    "max_abs_diff", "throughput_default", "throughput_1024", "throughput_pool", "latency_p50_us", "cold_wall_ms", "cold_inproc_ms",
     "torch_imported", "peak_rss_mb", "footprint_mb",
 }  # fmt: skip
 
@@ -38,7 +38,7 @@ def test_encode_benchmark_quick(tmp_path: Path, shared_dir: Path, shared_model: 
     env = {**os.environ, "STATICST_SHARED_DIR": str(shared_dir)}
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--output", str(out), "--models", "potion-base-8M",
-         "--text-file", str(text_file), "--max-sentences", "1000"],
+         "--text-file", str(text_file), "--max-sentences", "4500"],
         capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -55,7 +55,7 @@ def test_encode_benchmark_quick(tmp_path: Path, shared_dir: Path, shared_model: 
     settings = report["settings"]
     assert settings["quick"] is True and settings["repeats"] >= 1 and settings["cold_starts"] == 1
     corpus = report["corpus"]
-    assert 2 < corpus["sentences"] <= 1002  # the cap applies to the MTEB sentences, never to the user's file
+    assert 4096 < corpus["sentences"] <= 4502  # the cap applies to the MTEB sentences, never to the user's file
     assert corpus["sources"][str(text_file)] == 2  # blank lines dropped
     assert any(key.startswith("mteb/") and n > 0 for key, n in corpus["sources"].items())
     assert _positive(report["baseline_numpy_rss_mb"])
@@ -94,6 +94,10 @@ def test_encode_benchmark_quick(tmp_path: Path, shared_dir: Path, shared_model: 
         assert rss["peak_mb"] >= rss["loaded_mb"] > report["baseline_numpy_rss_mb"] * 0.5
         assert _positive(rss["output_mb"]) and _positive(rss["footprint_mb"])
     assert model["results"]["staticst"]["cold_start"]["torch_imported"] is False
+    # the process pool was used (corpus above POOL_MIN_TEXTS) and checked against in-process staticst
+    assert model["pool"]["status"] == "ok" and model["pool"]["identical_to_in_process"] is True
+    pooled = model["results"]["staticst"]["throughput_pool"]
+    assert _positive(pooled["sentences_per_s"]) and pooled["workers"] == machine["cpus_usable"]
 
     rows = [row for row in report["table"] if row["model"] == "potion-base-8M"]
     assert {row["metric"] for row in rows} == METRICS
@@ -101,11 +105,17 @@ def test_encode_benchmark_quick(tmp_path: Path, shared_dir: Path, shared_model: 
         assert set(row["values"]) == set(LIBRARIES)
     throughput = next(row for row in rows if row["metric"] == "throughput_default")
     assert _positive(throughput["ratio_vs_model2vec"])
+    pool_row = next(row for row in rows if row["metric"] == "throughput_pool")
+    assert pool_row["values"]["model2vec"] == "not measured"
+    assert pool_row["ratio_vs_model2vec"] == pool_row["values"]["staticst"] / throughput["values"]["model2vec"]
 
     targets = report["targets"]
     assert targets and all(t["met"] in (True, False, None) and t["detail"] for t in targets)
     potion = {t["target"]: t for t in targets if t["model"] == "potion-base-8M"}
-    for name in ("batch throughput >= 5x model2vec", "one sentence <= 15 µs", "peak RSS <= table size + 40 MB"):
+    for name in (
+        "batch throughput >= 5x model2vec", "batch throughput >= 5x model2vec, staticst with its process pool",
+        "one sentence <= 15 µs", "peak RSS <= table size + 40 MB",
+    ):  # fmt: skip
         assert potion[name]["met"] in (True, False), potion[name]
     assert all(t["met"] is None for t in targets if t["model"] == "wordllama-l2-supercat-256")  # not benchmarked
 

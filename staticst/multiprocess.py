@@ -1,0 +1,267 @@
+"""Encoding on several cores: sentence-transformers' ``start_multi_process_pool`` API over worker processes.
+
+The per-word work of tokenization needs the GIL, so threads cannot share it; processes can. A pool is
+a dict shaped like sentence-transformers' (``{"input": Queue, "output": Queue, "processes": [...]}``)
+holding *spawned* worker processes (never forked: safe in threaded applications). Each worker loads
+the model from its folder once (the table is memory-mapped, so the page cache is shared) and then
+serves chunks:
+
+* the parent puts ``(call, chunk, shared-memory name, first row, texts, settings)`` on the input
+  queue, chunks of ``chunk_size`` texts (default: about a quarter of each worker's share, between
+  1,024 and 8,192 texts; sentence-transformers' smaller default chunks cost more than they balance);
+* a worker encodes its chunk with the same core as :meth:`StaticSentenceTransformer.embed_texts`,
+  under the parent's current tokenizer settings and pooling configuration (sent with every chunk, so
+  ``max_seq_length`` changes apply), writes the rows straight into a shared-memory block
+  (the pool's own block, created once and grown when needed, so no call pays page faults for a new
+  one; freed by ``stop_multi_process_pool``), and reports ``(call, chunk, error)``; calls on one pool
+  run one at a time;
+* prompts, ``truncate_dim``, ``normalize_embeddings``, ``precision`` and output conversion stay in the
+  parent, exactly as without a pool.
+
+Results are bit-identical to encoding in one process. Calls with fewer than :data:`POOL_MIN_TEXTS`
+texts are encoded in the calling process, where the round trip to the workers would cost more than it
+saves. Only the standard library and numpy are imported here; workers import ``staticst`` only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+import multiprocessing as mp
+import os
+import pickle
+import queue
+import threading
+import traceback
+from collections.abc import Sequence
+from multiprocessing import shared_memory
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from staticst.model import StaticSentenceTransformer
+    from staticst.pooling import PoolingConfig
+    from staticst.tokenization import TokenizerSettings
+
+__all__ = ["MAX_CHUNK", "MIN_CHUNK", "POOL_MIN_TEXTS", "check_pool", "encode_with_pool", "start_pool", "stop_pool"]
+
+logger = logging.getLogger(__name__)
+
+#: Fewer texts than this are encoded in the calling process even when a pool is given.
+POOL_MIN_TEXTS = 4096
+#: Bounds of the default ``chunk_size``.
+MIN_CHUNK, MAX_CHUNK = 1024, 8192
+_POOL_MARK = "staticst"
+_LOCK = "staticst_lock"
+_BLOCK = "staticst_block"
+_POLL_SECONDS = 1.0
+_calls = itertools.count()
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def start_pool(folder: str, target_devices: Sequence[str] | None) -> dict[str, Any]:
+    """Spawn the workers of a pool for the model stored in ``folder`` (see the module docstring)."""
+    if target_devices is None:
+        n_workers = _usable_cpus()
+    else:
+        if isinstance(target_devices, str) or not isinstance(target_devices, Sequence) or not target_devices:
+            raise ValueError(
+                f"target_devices must be a non-empty list such as ['cpu', 'cpu'] (one worker process each), "
+                f"got {target_devices!r}."
+            )
+        n_workers = len(target_devices)
+    ctx = mp.get_context("spawn")
+    input_queue = ctx.Queue()
+    output_queue = ctx.Queue()
+    processes = []
+    for _ in range(n_workers):
+        process = ctx.Process(target=_worker, args=(folder, input_queue, output_queue), daemon=True)
+        process.start()
+        processes.append(process)
+    logger.info("Started a staticst pool of %d worker process(es) for %s", n_workers, folder)
+    return {
+        "input": input_queue,
+        "output": output_queue,
+        "processes": processes,
+        _POOL_MARK: folder,
+        _LOCK: threading.Lock(),
+        _BLOCK: None,
+    }
+
+
+def stop_pool(pool: dict[str, Any]) -> None:
+    """Stop the workers of ``pool`` (after the chunk each one is working on) and close its queues."""
+    processes = pool["processes"]
+    for _ in processes:
+        pool["input"].put(None)
+    for process in processes:
+        process.join(timeout=10)
+        if process.is_alive():
+            process.terminate()
+            process.join()
+        process.close()
+    pool["input"].cancel_join_thread()
+    pool["input"].close()
+    pool["output"].close()
+    _drop_block(pool)
+
+
+def check_pool(pool: Any) -> None:
+    """Raise ``ValueError`` unless ``pool`` is a live pool made by ``start_multi_process_pool``."""
+    if not isinstance(pool, dict) or _POOL_MARK not in pool:
+        raise ValueError(
+            "pool must be the dict returned by StaticSentenceTransformer.start_multi_process_pool() "
+            f"(a sentence-transformers pool runs a different model), got {type(pool).__name__}."
+        )
+    try:
+        alive = any(process.is_alive() for process in pool["processes"])
+    except ValueError:  # process objects closed by stop_multi_process_pool
+        alive = False
+    if not alive:
+        raise ValueError("the pool has been stopped: start a new one with start_multi_process_pool().")
+
+
+def encode_with_pool(
+    model: StaticSentenceTransformer, texts: list[str], pool: dict[str, Any], chunk_size: int | None
+) -> np.ndarray:
+    """``model.embed_texts(texts)`` computed by the workers of ``pool``: ``(len(texts), dim)`` float32."""
+    n = len(texts)
+    dim = model.get_sentence_embedding_dimension()
+    if chunk_size is None:  # about 4 chunks per worker: balanced, with few per-chunk costs
+        chunk_size = min(MAX_CHUNK, max(MIN_CHUNK, math.ceil(n / len(pool["processes"]) / 4)))
+    call = (os.getpid(), next(_calls))
+    with pool[_LOCK]:  # one call at a time per pool: they share its output block
+        block = _block(pool, n * dim * 4)
+        try:
+            _run_call(pool, call, block.name, texts, model, dim, chunk_size)
+        except BaseException:
+            # Chunks of a failed call may still be running: never let them write into a later call's rows.
+            _drop_block(pool)
+            raise
+        view = np.ndarray((n, dim), dtype=np.float32, buffer=block.buf)
+        out = view.copy()
+        del view
+        return out
+
+
+def _block(pool: dict[str, Any], size: int) -> shared_memory.SharedMemory:
+    """The pool's output block, grown to at least ``size`` bytes (kept between calls: no page faults)."""
+    block: shared_memory.SharedMemory | None = pool[_BLOCK]
+    if block is None or block.size < size:
+        _drop_block(pool)
+        block = shared_memory.SharedMemory(create=True, size=max(size, 1 << 20))
+        pool[_BLOCK] = block
+    return block
+
+
+def _drop_block(pool: dict[str, Any]) -> None:
+    block: shared_memory.SharedMemory | None = pool.get(_BLOCK)
+    pool[_BLOCK] = None
+    if block is not None:
+        block.close()
+        block.unlink()
+
+
+def _run_call(
+    pool: dict[str, Any],
+    call: tuple[int, int],
+    name: str,
+    texts: list[str],
+    model: StaticSentenceTransformer,
+    dim: int,
+    chunk_size: int,
+) -> None:
+    """Queue the chunks of one call and wait until every worker reported its chunks."""
+    n = len(texts)
+    processes = pool["processes"]
+    starts = range(0, n, chunk_size)
+    settings = (model.tokenizer_settings, model.pooling_config)
+    for chunk, lo in enumerate(starts):
+        pool["input"].put((call, chunk, name, lo, n, dim, texts[lo : lo + chunk_size], settings))
+    errors: list[BaseException] = []
+    pending = len(starts)
+    while pending:
+        try:
+            their_call, _, error = pool["output"].get(timeout=_POLL_SECONDS)
+        except queue.Empty:
+            dead = [p for p in processes if not p.is_alive()]
+            if dead:
+                details = ", ".join(f"pid {p.pid} (exit code {p.exitcode})" for p in dead)
+                raise RuntimeError(
+                    f"{len(dead)} staticst pool worker(s) died: {details}. Stop the pool "
+                    "(stop_multi_process_pool) and start a new one before retrying."
+                ) from None
+            continue
+        if their_call != call:  # a late answer to an earlier call that failed: not ours
+            continue
+        pending -= 1
+        if error is not None:
+            errors.append(error)
+    if errors:
+        raise errors[0]
+
+
+def _worker(folder: str, input_queue: Any, output_queue: Any) -> None:
+    """Worker loop: load the model once, then encode chunks into the callers' shared-memory blocks."""
+    # This process is ours: keep the Rust tokenizer on this worker's core (its thread pool would compete
+    # with the other workers for the same cores).
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    from staticst.model import StaticSentenceTransformer
+
+    model = StaticSentenceTransformer(folder)
+    base = model._tokenizer
+    attached: dict[str, shared_memory.SharedMemory] = {}  # the caller's current block, kept mapped
+    while True:
+        item = input_queue.get()
+        if item is None:
+            for block in attached.values():
+                block.close()
+            return
+        call, chunk, name, lo, n, dim, texts, (settings, pooling) = item
+        try:
+            if name not in attached:
+                for old in attached.values():
+                    old.close()
+                attached.clear()
+                attached[name] = shared_memory.SharedMemory(name=name)
+            _encode_chunk(model, base, settings, pooling, attached[name], lo, n, dim, texts)
+        except Exception as exc:  # reported to the caller, which raises it
+            output_queue.put((call, chunk, _picklable(exc)))
+        else:
+            output_queue.put((call, chunk, None))
+
+
+def _encode_chunk(
+    model: StaticSentenceTransformer,
+    base: Any,
+    settings: TokenizerSettings,
+    pooling: PoolingConfig,
+    block: shared_memory.SharedMemory,
+    lo: int,
+    n: int,
+    dim: int,
+    texts: list[str],
+) -> None:
+    model._tokenizer = base if settings == base.settings else base.with_settings(settings)
+    model._settings = settings
+    model.pooling_config = pooling
+    vectors = model.embed_texts(texts)
+    view = np.ndarray((n, dim), dtype=np.float32, buffer=block.buf)
+    view[lo : lo + len(texts)] = vectors
+    del view
+
+
+def _picklable(exc: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError("".join(traceback.format_exception(exc)))
+    return exc

@@ -43,6 +43,7 @@ MODEL2VEC_DEFAULT_MAX_LENGTH = 512
 ENCODE_STEP = 8192
 #: Characters handled per internal step of ``encode`` (long texts: bounds the words held at once).
 ENCODE_STEP_CHARS = 1 << 20
+_GATHER_COPY_TOKENS = 1 << 16  # a float16 table's float32 copy is made for the first step this large
 _TABLE_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.float64), np.dtype(np.int8))
 _NO_EFFECT_INIT = ("model_kwargs", "processor_kwargs", "tokenizer_kwargs", "config_kwargs")
 _warned: set[str] = set()
@@ -87,9 +88,15 @@ def _check_finite(name: str, arr: np.ndarray, path: Path) -> None:
     if arr.dtype.kind == "f":
         step = 1 << 20
         flat = arr.reshape(-1)
+        # float16 has no fast isfinite: its NaN / Inf are exactly the values with all exponent bits set
+        exponent = np.uint16(0x7C00) if arr.dtype == np.float16 else None
         for lo in range(0, flat.size, step):
             block = flat[lo : lo + step]
-            if not np.isfinite(block).all():
+            if exponent is not None:
+                finite = not ((block.view(np.uint16) & exponent) == exponent).any()
+            else:
+                finite = bool(np.isfinite(block).all())
+            if not finite:
                 bad = lo + int(np.flatnonzero(~np.isfinite(block))[0])
                 row = bad // arr.shape[1] if arr.ndim == 2 else bad
                 raise NonFiniteEmbeddingError(
@@ -464,11 +471,12 @@ class StaticSentenceTransformer:
             self.pooling_config,
             mapping=self._mapping,
             weights=self._weights,
-            gather_table=self._batch_gather_table(),
+            gather_table=self._batch_gather_table(len(ids)),
         )
 
-    def _batch_gather_table(self) -> np.ndarray | None:
-        if self._gather_table is None and self._table.dtype == np.float16:
+    def _batch_gather_table(self, n_tokens: int) -> np.ndarray | None:
+        # The copy costs about what converting 64K gathered float16 rows costs: made for the first large step.
+        if self._gather_table is None and self._table.dtype == np.float16 and n_tokens >= _GATHER_COPY_TOKENS:
             self._gather_table = self._table.astype(np.float32)  # racing threads compute the same copy
         return self._gather_table
 

@@ -267,3 +267,18 @@ def test_max_seq_length_change_keeps_the_tokenizer_and_its_cache(tiny_model2vec:
     assert after.settings.max_length == 2 and before.settings.max_length != 2
     full = len(before.encode_one("the cat sat on the mat"))
     assert full > 2 and len(after.encode_one("the cat sat on the mat")) == 2
+
+
+def test_float16_copy_is_made_for_large_steps_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import staticst.model as model_module
+
+    write_model2vec(tmp_path / "f16", wordpiece_tokenizer(), dtype="float16", dim=16)
+    model = StaticSentenceTransformer(tmp_path / "f16")
+    texts = ["the cat sat on the mat", "a dog", "", "hello world the cat"] * 5
+    small = model.encode(texts)
+    assert model._gather_table is None  # 20 short texts: rows are converted as they are gathered
+    monkeypatch.setattr(model_module, "_GATHER_COPY_TOKENS", 1)
+    with_copy = model.encode(texts)
+    assert model._gather_table is not None and model._gather_table.dtype == np.float32
+    np.testing.assert_array_equal(small, with_copy)
+    np.testing.assert_array_equal(model.encode(texts[0]), small[0])

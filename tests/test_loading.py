@@ -147,15 +147,25 @@ def test_row_count_mismatch(tiny_model2vec: Path) -> None:
         StaticSentenceTransformer(tiny_model2vec)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_table(tiny_model2vec: Path, bad: float) -> None:
+def test_non_finite_table(tiny_model2vec: Path, bad: float, dtype: str) -> None:
     from safetensors.numpy import load_file
 
-    table = load_file(str(tiny_model2vec / "model.safetensors"))["embeddings"].copy()
+    table = load_file(str(tiny_model2vec / "model.safetensors"))["embeddings"].astype(dtype)
     table[3, 2] = bad
     save_file({"embeddings": table}, str(tiny_model2vec / "model.safetensors"))
     with pytest.raises(NonFiniteEmbeddingError, match="row 3"):
         StaticSentenceTransformer(tiny_model2vec)
+
+
+def test_float16_extremes_are_finite(tiny_model2vec: Path) -> None:
+    from safetensors.numpy import load_file
+
+    table = load_file(str(tiny_model2vec / "model.safetensors"))["embeddings"].astype(np.float16)
+    table[0, :4] = [65504.0, -65504.0, 6e-8, -0.0]  # largest, smallest subnormal, negative zero
+    save_file({"embeddings": table}, str(tiny_model2vec / "model.safetensors"))
+    assert StaticSentenceTransformer(tiny_model2vec).embedding_table.dtype == np.float16
 
 
 def test_unsupported_dtype(tiny_model2vec: Path) -> None:

@@ -56,6 +56,7 @@ MIN_CHUNK, MAX_CHUNK = 1024, 8192
 _POOL_MARK = "staticst"
 _LOCK = "staticst_lock"
 _BLOCK = "staticst_block"
+_STOPPED = "staticst_stopped"
 _POLL_SECONDS = 1.0
 _calls = itertools.count()
 
@@ -98,7 +99,13 @@ def start_pool(folder: str, target_devices: Sequence[str] | None) -> dict[str, A
 
 
 def stop_pool(pool: dict[str, Any]) -> None:
-    """Stop the workers of ``pool`` (after the chunk each one is working on) and close its queues."""
+    """Stop the workers of ``pool`` (after the chunk each one is working on) and close its queues.
+
+    Stopping a pool twice does nothing the second time.
+    """
+    if pool.get(_STOPPED):
+        return
+    pool[_STOPPED] = True
     processes = pool["processes"]
     for _ in processes:
         pool["input"].put(None)

@@ -144,6 +144,7 @@ def test_bad_pools_and_arguments(potion: StaticSentenceTransformer, corpus: list
         potion.start_multi_process_pool("cpu")  # type: ignore[arg-type]
     stopped = potion.start_multi_process_pool(["cpu"])
     potion.stop_multi_process_pool(stopped)
+    potion.stop_multi_process_pool(stopped)  # a second stop is a no-op
     with pytest.raises(ValueError, match="the pool has been stopped"):
         potion.encode(corpus, pool=stopped)
 

@@ -141,7 +141,7 @@ def encode_with_pool(
 ) -> np.ndarray:
     """``model.embed_texts(texts)`` computed by the workers of ``pool``: ``(len(texts), dim)`` float32."""
     n = len(texts)
-    dim = model.get_sentence_embedding_dimension()
+    dim = int(model.embedding_table.shape[1])  # embed_texts rows: before any truncate_dim
     if chunk_size is None:  # about 4 chunks per worker: balanced, with few per-chunk costs
         chunk_size = min(MAX_CHUNK, max(MIN_CHUNK, math.ceil(n / len(pool["processes"]) / 4)))
     call = (os.getpid(), next(_calls))

@@ -114,6 +114,16 @@ def test_pool_follows_the_models_current_settings(
     assert pool_calls == [len(corpus)]
 
 
+def test_pool_with_a_model_level_truncate_dim(
+    shared_model: Callable[[str], Path], pool: dict[str, Any], corpus: list[str], pool_calls: list[int]
+) -> None:
+    model = StaticSentenceTransformer(shared_model("potion-base-8M"), truncate_dim=32)
+    got = model.encode(corpus, pool=pool)
+    assert got.shape == (len(corpus), 32)
+    np.testing.assert_array_equal(got, model.encode(corpus))
+    assert pool_calls == [len(corpus)]
+
+
 def test_small_inputs_stay_in_process(
     potion: StaticSentenceTransformer, pool: dict[str, Any], corpus: list[str], pool_calls: list[int]
 ) -> None:

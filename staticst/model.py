@@ -589,8 +589,7 @@ class StaticSentenceTransformer:
         if devices is not None:
             if not devices:
                 raise ValueError("device=[] names no worker: pass a list such as ['cpu', 'cpu'], or a single device.")
-            if any(str(d) != "cpu" for d in devices):
-                _warn_once(f"device:{devices}", f"staticst runs on the CPU; device={devices!r} starts CPU workers.")
+            _warn_non_cpu_workers(devices)
         else:
             self._check_device(device)
         if chunk_size is not None:
@@ -700,8 +699,8 @@ class StaticSentenceTransformer:
         """
         from staticst.multiprocess import start_pool
 
-        if isinstance(target_devices, (list, tuple)) and any(str(d) != "cpu" for d in target_devices):
-            _warn_once(f"device:{target_devices}", f"staticst runs on the CPU; {target_devices!r} start CPU workers.")
+        if isinstance(target_devices, (list, tuple)):
+            _warn_non_cpu_workers(target_devices)
         return start_pool(str(self.model_path), target_devices)
 
     @staticmethod
@@ -884,6 +883,12 @@ class StaticSentenceTransformer:
                 create_pr=create_pr,
             )
         return str(getattr(info, "commit_url", info))
+
+
+def _warn_non_cpu_workers(devices: Sequence[Any]) -> None:
+    """Warn once that worker devices other than ``"cpu"`` still start CPU workers."""
+    if any(str(d) != "cpu" for d in devices):
+        _warn_once(f"device:{list(devices)}", f"staticst runs on the CPU; devices {list(devices)!r} start CPU workers.")
 
 
 def _steps(texts: Sequence[str]) -> list[int]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from copy import copy as _shallow_copy
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -96,8 +97,7 @@ class TextTokenizer:
 
     def with_settings(self, settings: TokenizerSettings) -> TextTokenizer:
         """The same tokenizer (and word cache) under other truncation / unknown-token rules."""
-        clone = object.__new__(TextTokenizer)
-        clone.tokenizer, clone.unk_id, clone._fast = self.tokenizer, self.unk_id, self._fast
+        clone = _shallow_copy(self)
         clone.settings = settings
         return clone
 

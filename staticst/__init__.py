@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from staticst import util
+from staticst._version import __version__
 from staticst.errors import (
     CorruptModelError,
     MissingDependencyError,
@@ -23,8 +24,6 @@ from staticst.model import ModelCardData, StaticSentenceTransformer
 from staticst.persistence.hub import BUILTIN_MODEL_ID
 from staticst.pooling import PoolingConfig
 from staticst.tokenization import TokenizerSettings
-
-__version__ = "0.1.0"
 
 __all__ = [
     "BUILTIN_MODEL_ID",

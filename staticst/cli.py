@@ -18,18 +18,9 @@ from typing import TextIO
 
 import numpy as np
 
+from staticst._argtypes import positive_int
+
 __all__ = ["build_parser", "main"]
-
-
-def positive_int(value: str) -> int:
-    """The argparse ``type=`` for options that take a positive integer (shared with ``staticst serve``)."""
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if number <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return number
 
 
 def build_parser(with_server: bool = False) -> argparse.ArgumentParser:

@@ -17,6 +17,7 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from staticst import util
+from staticst._version import __version__
 from staticst.errors import (
     CorruptModelError,
     MissingDependencyError,
@@ -824,8 +825,6 @@ class StaticSentenceTransformer:
             (folder / "1_Normalize" / "config.json").write_text("{}", encoding="utf-8")
         (folder / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
         self._saved_tokenizer().save(str(folder / "tokenizer.json"))
-        from staticst import __version__
-
         st_config = {
             "__version__": {"staticst": __version__},
             "model_type": "SentenceTransformer",

@@ -12,7 +12,8 @@ import threading
 from types import FrameType
 from typing import Any
 
-from staticst.cli import positive_int as _positive_int
+from staticst._argtypes import port as _port
+from staticst._argtypes import positive_int as _positive_int
 from staticst.server._app import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INPUT_CHARS, create_app
 
 __all__ = ["add_serve_arguments", "build_app", "main_from_args", "serve"]
@@ -24,16 +25,6 @@ GRACEFUL_SHUTDOWN_SECONDS = 30
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
     """A no-op signal handler (see :func:`serve`)."""
-
-
-def _port(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {value!r}") from None
-    if not 0 <= number <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {value!r}")
-    return number
 
 
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,279 +29,39 @@ Writes ``serve.json`` and ``serve.png`` to ``--output`` and prints a table with 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import platform
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+# The benchmark's modules live beside this file (on sys.path when it is run as a script; added when it is loaded
+# by path): _serve_setup.py (request bodies, the two servers), _serve_load.py (wrk / asyncio load generators)
+# and _serve_report.py (table, plot).
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-REPO = Path(__file__).resolve().parent.parent
-CONNECTIONS = 64
-BATCHES = (1, 10, 100)
-FORMATS = {"json": "application/json", "binary": "application/octet-stream", "jsonl": "application/x-ndjson"}
-
-BASELINE_APP = textwrap.dedent(
-    """
-    from fastapi import FastAPI
-    from model2vec import StaticModel
-    from pydantic import BaseModel
-
-    app = FastAPI()
-    model = StaticModel.from_pretrained({model!r})
-
-
-    class EmbedRequest(BaseModel):
-        inputs: str | list[str]
-
-
-    @app.post("/embed")
-    def embed(request: EmbedRequest) -> list[list[float]]:
-        texts = [request.inputs] if isinstance(request.inputs, str) else request.inputs
-        return model.encode(texts).tolist()
-
-
-    @app.get("/health")
-    def health() -> dict[str, str]:
-        return {{"status": "ok"}}
-    """
+from _serve_load import median_run, run_python_client, run_wrk
+from _serve_report import plot, print_table
+from _serve_setup import (
+    BASELINE_APP,
+    BATCHES,
+    CONNECTIONS,
+    FORMATS,
+    REPO,
+    Server,
+    bodies_for,
+    check_request,
+    free_port,
+    load_sentences,
+    shared_dir,
 )
 
-WRK_SCRIPT = r"""
-local bodies = {}
-local accept = "application/json"
-local pause = 0
-local idx = 0
-function init(args)
-  accept = args[2]
-  pause = tonumber(args[3])
-  for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
-  math.randomseed(os.time())
-  idx = math.random(#bodies)
-end
-function delay()
-  -- exponential pauses (Poisson arrivals): fixed pauses would keep the 64 connections in lock-step,
-  -- sending synchronized bursts of 64 requests instead of a steady offered load
-  if pause == 0 then return 0 end
-  return -math.log(1 - math.random()) * pause
-end
-function request()
-  idx = idx % #bodies + 1
-  return wrk.format("POST", nil, {["Content-Type"] = "application/json", ["Accept"] = accept}, bodies[idx])
-end
-function done(summary, latency, requests)
-  io.write(string.format(
-    'WRKJSON {"requests": %d, "duration_us": %d, "status_errors": %d, "socket_errors": %d, ' ..
-    '"p50_us": %d, "p90_us": %d, "p99_us": %d, "mean_us": %.1f, "max_us": %d}\n',
-    summary.requests, summary.duration, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean, latency.max))
-end
-"""
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def shared_dir() -> Path:
-    value = os.environ.get("STATICST_SHARED_DIR")
-    return Path(value) if value else REPO.parent / "shared"
-
-
-def load_sentences(limit: int = 2000) -> list[str]:
-    path = shared_dir() / "data" / "mteb" / "stsbenchmark-sts" / "test.jsonl"
-    sentences: list[str] = []
-    if path.is_file():
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                row = json.loads(line)
-                sentences += [row["sentence1"], row["sentence2"]]
-                if len(sentences) >= limit:
-                    break
-    if not sentences:  # synthetic fallback: 10-word sentences
-        words = "the a cat dog sat on mat bank river money man good bad fast slow car red blue sky fish".split()
-        rng = np.random.default_rng(0)
-        sentences = [" ".join(rng.choice(words, 10)) for _ in range(limit)]
-    return sentences
-
-
-def bodies_for(sentences: list[str], batch: int, count: int = 200) -> list[str]:
-    rng = np.random.default_rng(batch)
-    out = []
-    for _ in range(count):
-        picks = [sentences[i] for i in rng.integers(0, len(sentences), batch)]
-        out.append(json.dumps({"inputs": picks[0] if batch == 1 else picks}))
-    return out
-
-
-class Server:
-    """A server subprocess on 127.0.0.1, stopped with SIGTERM (then SIGKILL after a timeout)."""
-
-    def __init__(self, name: str, argv: list[str], port: int, cwd: Path | None = None) -> None:
-        self.name = name
-        self.port = port
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.2)
-        self.stop()
-        self.log.seek(0)
-        raise RuntimeError(f"{name} did not start:\n{self.log.read().decode(errors='replace')[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def check_request(port: int, body: str, accept: str) -> None:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/embed",
-        data=body.encode(),
-        headers={"Content-Type": "application/json", "Accept": accept},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=10) as resp:
-        if resp.status != 200:
-            raise RuntimeError(f"warm-up request failed: {resp.status}")
-        resp.read()
-
-
-# ----------------------------------------------------------------------------- load generators
-def run_wrk(
-    port: int, bodies: list[str], accept: str, duration: float, pause_ms: float, workdir: Path, connections: int
-) -> dict[str, Any]:
-    body_file = workdir / f"bodies-{abs(hash((tuple(bodies[:3]), len(bodies))))}.txt"
-    body_file.write_text("\n".join(bodies) + "\n", encoding="utf-8")
-    script = workdir / "bench.lua"
-    script.write_text(WRK_SCRIPT, encoding="utf-8")
-    argv = [
-        "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
-        "-s", str(script), f"http://127.0.0.1:{port}/embed", "--", str(body_file), accept, str(pause_ms),
-    ]  # fmt: skip
-    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
-    line = next(li for li in out.splitlines() if li.startswith("WRKJSON "))
-    raw = json.loads(line[len("WRKJSON ") :])
-    return {
-        "requests": raw["requests"],
-        "rps": raw["requests"] / (raw["duration_us"] / 1e6),
-        "p50_ms": raw["p50_us"] / 1000,
-        "p90_ms": raw["p90_us"] / 1000,
-        "p99_ms": raw["p99_us"] / 1000,
-        "errors": raw["status_errors"] + raw["socket_errors"],
-    }
-
-
-async def _py_connection(
-    port: int, requests: list[bytes], deadline: float, pause: float, latencies: list[float], errors: list[int]
-) -> None:
-    rng = np.random.default_rng()
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    i = 0
-    try:
-        while time.perf_counter() < deadline:
-            if pause:
-                await asyncio.sleep(rng.exponential(pause))  # Poisson arrivals, as in the wrk script
-            start = time.perf_counter()
-            writer.write(requests[i % len(requests)])
-            i += 1
-            head = await reader.readuntil(b"\r\n\r\n")
-            status = int(head.split(b" ", 2)[1])
-            headers = {
-                k.strip().lower(): v.strip() for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")[1:] if h)
-            }
-            if b"content-length" in headers:
-                await reader.readexactly(int(headers[b"content-length"]))
-            else:  # chunked
-                while True:
-                    size = int((await reader.readline()).strip(), 16)
-                    await reader.readexactly(size + 2)
-                    if size == 0:
-                        break
-            latencies.append(time.perf_counter() - start)
-            if status != 200:
-                errors.append(status)
-    finally:
-        writer.close()
-
-
-def run_python_client(
-    port: int, bodies: list[str], accept: str, duration: float, pause_ms: float, connections: int
-) -> dict[str, Any]:
-    requests = [
-        (
-            f"POST /embed HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-            f"Accept: {accept}\r\nContent-Length: {len(b.encode())}\r\n\r\n{b}"
-        ).encode()
-        for b in bodies
-    ]
-    latencies: list[float] = []
-    errors: list[int] = []
-
-    async def main() -> float:
-        start = time.perf_counter()
-        deadline = start + duration
-        await asyncio.wait_for(
-            asyncio.gather(
-                *(
-                    _py_connection(port, requests[i:] + requests[:i], deadline, pause_ms / 1000, latencies, errors)
-                    for i in range(connections)
-                )
-            ),
-            timeout=duration + 30,
-        )
-        return time.perf_counter() - start
-
-    elapsed = asyncio.run(main())
-    lat = np.array(latencies) * 1000
-    return {
-        "requests": len(latencies),
-        "rps": len(latencies) / elapsed,
-        "p50_ms": float(np.percentile(lat, 50)),
-        "p90_ms": float(np.percentile(lat, 90)),
-        "p99_ms": float(np.percentile(lat, 99)),
-        "errors": len(errors),
-    }
-
-
-def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-field median of repeated runs (request and error counts are summed)."""
-    out: dict[str, Any] = {
-        key: float(np.median([r[key] for r in runs])) for key in ("rps", "p50_ms", "p90_ms", "p99_ms")
-    }
-    out["requests"] = sum(r["requests"] for r in runs)
-    out["errors"] = sum(r["errors"] for r in runs)
-    out["rounds"] = len(runs)
-    out["rps_runs"] = [round(r["rps"]) for r in runs]
-    return out
-
-
-# ----------------------------------------------------------------------------- the run
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
@@ -460,70 +220,6 @@ def main(argv: list[str] | None = None) -> int:
     plot(results, args.output / "serve.png", client, args.workers, args.paced_rate)
     print(f"wrote {args.output / 'serve.json'} and {args.output / 'serve.png'} in {report['elapsed_s']:.0f} s")
     return 0
-
-
-def print_table(results: list[dict[str, Any]], ratios: dict[str, float], targets: dict[str, bool]) -> None:
-    print()
-    print("| server | mode | batch | format | req/s | p50 ms | p99 ms | errors |")
-    print("|---|---|---:|---|---:|---:|---:|---:|")
-    for r in results:
-        print(
-            f"| {r['server']} | {r['mode']} | {r['batch']} | {r['format']} | {r['rps']:.0f} | "
-            f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
-        )
-    print()
-    for key, value in ratios.items():
-        print(f"{key}: {value:.2f}x")
-    for key, ok in targets.items():
-        print(f"target {key}: {'met' if ok else 'NOT met'}")
-
-
-def plot(results: list[dict[str, Any]], path: Path, client: str, workers: int, paced_rate: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
-    series = [("staticst", "json"), ("staticst", "binary"), ("staticst", "jsonl"), ("fastapi+model2vec", "json")]
-    width = 0.2
-    x = np.arange(len(BATCHES))
-    for k, (server, fmt) in enumerate(series):
-        values = [
-            next(
-                r["rps"]
-                for r in results
-                if r["server"] == server and r["format"] == fmt and r["batch"] == b and r["mode"] == "saturation"
-            )
-            for b in BATCHES
-        ]
-        bars = ax1.bar(x + (k - 1.5) * width, values, width, label=f"{server} {fmt}")
-        ax1.bar_label(bars, fmt="%.0f", fontsize=7, rotation=90, padding=2)
-    ax1.set_xticks(x, [f"batch {b}" for b in BATCHES])
-    ax1.set_ylabel("requests / s")
-    ax1.set_title(f"Throughput, {CONNECTIONS} connections (saturated)")
-    ax1.legend(fontsize=8)
-    ax1.margins(y=0.15)
-
-    rows = [r for r in results if r["batch"] == 1]
-    labels = [f"{r['server']}\n{r['format']} {r['mode']}" for r in rows]
-    y = np.arange(len(rows))
-    ax2.barh(y - 0.2, [r["p50_ms"] for r in rows], 0.4, label="p50")
-    ax2.barh(y + 0.2, [r["p99_ms"] for r in rows], 0.4, label="p99")
-    ax2.set_yticks(y, labels, fontsize=7)
-    ax2.set_xscale("log")
-    ax2.set_xlabel("latency (ms, log scale)")
-    ax2.set_title(f"Single-text latency (paced = {paced_rate:.0f} req/s offered)")
-    ax2.axvline(1.0, color="grey", linestyle=":", linewidth=1)
-    ax2.axvline(5.0, color="grey", linestyle="--", linewidth=1)
-    ax2.legend(fontsize=8)
-    fig.suptitle(
-        f"staticst serve vs FastAPI + model2vec, {workers} worker(s), {os.cpu_count()} CPUs, client: {client}",
-        fontsize=9,
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -159,6 +159,10 @@ class StaticSTEncoder(AbsEncoder):
         **kwargs: Passed to ``StaticSentenceTransformer`` when loading.
     """
 
+    # always set by __init__ (AbsEncoder declares it optional; mteb's EncoderProtocol needs a ModelMeta, and
+    # mteb's own SentenceTransformerEncoderWrapper narrows it the same way)
+    mteb_model_meta: ModelMeta
+
     def __init__(
         self,
         model_name: str | None = None,
@@ -249,5 +253,5 @@ class TimedSentenceTransformerWrapper(SentenceTransformerEncoderWrapper):
             prompt_type=prompt_type,
             **kwargs,
         )
-        self.encode_stats.add(len(inputs.dataset), time.perf_counter() - start)  # type: ignore[arg-type]
+        self.encode_stats.add(int(out.shape[0]), time.perf_counter() - start)  # one embedding per input
         return out

@@ -26,29 +26,76 @@ reported as "not run: data unavailable (<reason>)" and never given a number.
 ``--reference`` also runs ``sentence_transformers.SentenceTransformer(MODEL)`` through the same mteb on the
 same data and seeds, and exits with status 1 when any task's main score differs by more than
 ``--parity-tolerance`` (CI runs this for potion-base-8M on every task with local data).
+
+The harness's code is in the modules beside this file: ``_mteb_data.py`` (task data, local or hub),
+``_adapter.py`` (the mteb encoders), ``_mteb_models.py`` (loading the models, running one over the tasks) and
+``_mteb_report.py`` (``report.md``, ``report.png``). This file holds the paper's numbers, the ``summary.json``
+document and the command line.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import logging
 import math
-import os
-import socket
 import sys
-import tempfile
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlparse
+from typing import TYPE_CHECKING, Any
+
+# The harness's modules live beside this file: on sys.path when it is run as a script, added here when it is
+# loaded by path (tests, notebooks/evaluation.ipynb).
+if str(Path(__file__).resolve().parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _mteb_data import (
+    HUB_CHECK_TIMEOUT_S,
+    DataUnavailable,
+    PreparedTask,
+    UsageError,
+    hub_status,
+    load_local,
+    local_folder,
+    new_task,
+    prepare_tasks,
+)
+from _mteb_models import ModelRun, load_st_encoder, load_static_encoder, run_model
+from _mteb_report import CATEGORY_LABELS, ROLES, render_plot, render_report
 
 if TYPE_CHECKING:
-    from mteb.types import EncodeKwargs
+    from mteb.models import ModelMeta
+
+__all__ = [
+    "CATEGORY_LABELS",
+    "DEFAULT_TASKS",
+    "HUB_CHECK_TIMEOUT_S",
+    "PAPER_AGGREGATES",
+    "PAPER_NOTE",
+    "PAPER_TABLE1",
+    "PAPER_URLS",
+    "ROLES",
+    "DataUnavailable",
+    "ModelRun",
+    "PreparedTask",
+    "UsageError",
+    "build_summary",
+    "hub_status",
+    "load_local",
+    "load_static_encoder",
+    "load_st_encoder",
+    "local_folder",
+    "main",
+    "new_task",
+    "parse_args",
+    "prepare_tasks",
+    "render_plot",
+    "render_report",
+    "run",
+    "run_model",
+]
+
+logger = logging.getLogger("staticst.eval.mteb")
 
 DEFAULT_TASKS: tuple[str, ...] = (
     "Banking77Classification",
@@ -123,370 +170,11 @@ PAPER_NOTE = (
     + "."
 )
 
-CATEGORY_LABELS: dict[str, str] = {
-    "Classification": "classification",
-    "Clustering": "clustering",
-    "Retrieval": "retrieval",
-    "STS": "STS",
-    "PairClassification": "pair classification",
-}
 
-ROLES: tuple[str, ...] = ("static", "baseline", "reference")
-"""static: the staticst model; baseline: ``--baseline`` via sentence-transformers; reference: ``--model``
-via sentence-transformers (parity)."""
+# ------------------------------------------------------------------------------------------ summary
 
-HUB_CHECK_TIMEOUT_S = 3.0
-logger = logging.getLogger("staticst.eval.mteb")
 
-
-def _load_adapter() -> ModuleType:
-    """Import ``_adapter.py`` from this folder (works whether this file is run or imported by path)."""
-    return _load_sibling("_adapter.py", "staticst_eval_adapter")
-
-
-def _load_sibling(filename: str, name: str) -> ModuleType:
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / filename)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-class UsageError(ValueError):
-    """Bad harness input (e.g. an unknown task name); the message names the value and the fix."""
-
-
-class DataUnavailable(Exception):
-    """A task's data can be had neither from ``--data-dir`` nor from the hub; the message says why."""
-
-
-# --------------------------------------------------------------------------------------------- data
-
-
-def local_folder(task: Any, data_dir: Path) -> Path:
-    """Where a task's local data lives: ``data_dir / <hub dataset name>`` (``mteb/scifact`` -> ``scifact``)."""
-    return data_dir / str(task.metadata.dataset["path"]).rstrip("/").split("/")[-1]
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataUnavailable(f"{path}:{lineno} is not valid JSON ({e.msg})") from e
-    if not rows:
-        raise DataUnavailable(f"{path} is empty")
-    return rows
-
-
-def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header != ["query-id", "corpus-id", "score"]:
-            raise DataUnavailable(
-                f"{path}: expected the BEIR header 'query-id corpus-id score', got {header}"
-            )
-        for line in f:
-            if line.strip():
-                qid, did, score = line.rstrip("\n").split("\t")
-                qrels.setdefault(qid, {})[did] = int(score)
-    return qrels
-
-
-def _load_local_retrieval(task: Any, folder: Path) -> None:
-    from datasets import Dataset
-
-    for name in ("corpus.jsonl", "queries.jsonl"):
-        if not (folder / name).is_file():
-            raise DataUnavailable(f"{folder / name} is missing (retrieval data must be in BEIR format)")
-    corpus_rows = _read_jsonl(folder / "corpus.jsonl")
-    query_rows = _read_jsonl(folder / "queries.jsonl")
-    corpus = Dataset.from_list(
-        [{"id": str(r["_id"]), "title": r.get("title", ""), "text": r["text"]} for r in corpus_rows]
-    )
-    dataset: dict[str, dict[str, Any]] = {"default": {}}
-    for split in task.eval_splits:
-        qrels_path = folder / "qrels" / f"{split}.tsv"
-        if not qrels_path.is_file():
-            raise DataUnavailable(f"{qrels_path} is missing")
-        qrels = _read_qrels(qrels_path)
-        # as mteb's RetrievalDatasetLoader: keep only queries with relevance judgements, in file order
-        queries = Dataset.from_list(
-            [{"id": str(r["_id"]), "text": r["text"]} for r in query_rows if str(r["_id"]) in qrels]
-        )
-        dataset["default"][split] = {
-            "corpus": corpus,
-            "queries": queries,
-            "relevant_docs": qrels,
-            "top_ranked": None,
-        }
-    task.dataset = dataset
-
-
-def _load_local_splits(task: Any, folder: Path) -> None:
-    from datasets import Dataset, DatasetDict
-    from mteb.abstasks.classification import AbsTaskClassification
-
-    needed = list(task.eval_splits)
-    if isinstance(task, AbsTaskClassification) and task.train_split not in needed:
-        needed.append(task.train_split)
-    splits = {}
-    for split in needed:
-        path = folder / f"{split}.jsonl"
-        if not path.is_file():
-            raise DataUnavailable(f"{path} is missing (the task needs splits {needed})")
-        splits[split] = Dataset.from_list(_read_jsonl(path))
-    task.dataset = DatasetDict(splits)
-    task.dataset_transform()
-
-
-def load_local(task: Any, data_dir: Path) -> Path:
-    """Fill ``task.dataset`` from ``data_dir`` in the structure mteb's ``load_data`` would build.
-
-    Args:
-        task: An mteb task (fresh from ``mteb.get_task``).
-        data_dir: Folder holding one sub-folder per hub dataset.
-
-    Returns:
-        The folder the data came from.
-
-    Raises:
-        DataUnavailable: The folder is missing or incomplete, or the task is multilingual (not supported
-            from local files).
-    """
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
-
-    folder = local_folder(task, data_dir)
-    if not folder.is_dir():
-        raise DataUnavailable(f"no local data at {folder}")
-    if task.metadata.is_multilingual:
-        raise DataUnavailable(
-            f"{task.metadata.name} is multilingual; local data is supported for monolingual tasks only"
-        )
-    if isinstance(task, AbsTaskRetrieval):
-        _load_local_retrieval(task, folder)
-    else:
-        _load_local_splits(task, folder)
-    task.data_loaded = True
-    return folder
-
-
-def hub_status(offline: bool, timeout: float = HUB_CHECK_TIMEOUT_S) -> tuple[bool, str]:
-    """Whether datasets may be fetched from the Hugging Face Hub, and why not.
-
-    Never blocks longer than ``timeout`` seconds: one TCP connect to the hub endpoint.
-    """
-    if offline:
-        return False, "--offline"
-    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
-        if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
-            return False, f"{var} is set"
-    from huggingface_hub import constants
-
-    endpoint = urlparse(constants.ENDPOINT)
-    host = endpoint.hostname or "huggingface.co"
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True, ""
-    except OSError as e:
-        return False, f"hub {host}:{port} not reachable within {timeout:g}s ({type(e).__name__}: {e})"
-
-
-def new_task(name: str, seed: int) -> Any:
-    """A fresh mteb task object with the given seed.
-
-    Raises:
-        UsageError: Unknown task name (mteb's message lists close matches).
-    """
-    import mteb
-
-    try:
-        task = mteb.get_task(name)
-    except KeyError as e:
-        raise UsageError(f"unknown MTEB task {name!r}: {e.args[0] if e.args else e}") from None
-    return type(task)(seed=seed)
-
-
-@dataclass
-class PreparedTask:
-    """A task with its data loaded (or the reason it could not be)."""
-
-    name: str
-    category: str
-    metric: str
-    task: Any = None
-    source: str = ""
-    unavailable: str | None = None
-
-    def fresh(self, seed: int) -> Any:
-        """A new task object sharing the loaded data, so that every model starts from identical state."""
-        task = type(self.task)(seed=seed)
-        task.dataset = self.task.dataset
-        task.data_loaded = True
-        return task
-
-
-def prepare_tasks(
-    names: Sequence[str], data_dir: Path | None, offline: bool, seed: int
-) -> list[PreparedTask]:
-    """Load every task's data once: local folder first, then the hub when it is reachable.
-
-    Raises:
-        UsageError: An unknown task name.
-    """
-    tasks = [new_task(n, seed) for n in dict.fromkeys(names)]
-    hub: tuple[bool, str] | None = None
-    prepared = []
-    for task in tasks:
-        p = PreparedTask(
-            name=task.metadata.name, category=str(task.metadata.type), metric=str(task.metadata.main_score)
-        )
-        reasons = []
-        if data_dir is not None:
-            try:
-                p.source = f"local: {load_local(task, data_dir)}"
-                p.task = task
-            except DataUnavailable as e:
-                reasons.append(str(e))
-            except (KeyError, ValueError, TypeError) as e:  # wrong columns / types in the local files
-                reasons.append(
-                    f"local data at {local_folder(task, data_dir)} unusable: {type(e).__name__}: {e}"
-                )
-        else:
-            reasons.append("no --data-dir")
-        if p.task is None:
-            if hub is None:
-                hub = hub_status(offline)
-            if hub[0]:
-                try:
-                    task.load_data()
-                    p.task, p.source = task, f"hub: {task.metadata.dataset['path']}"
-                except Exception as e:  # noqa: BLE001 -- any load failure is reported, never scored
-                    reasons.append(f"hub load failed: {type(e).__name__}: {e}")
-            else:
-                reasons.append(f"hub not used: {hub[1]}")
-        if p.task is None:
-            p.unavailable = "; ".join(reasons)
-        prepared.append(p)
-    return prepared
-
-
-# ------------------------------------------------------------------------------------------- models
-
-
-@dataclass
-class ModelRun:
-    """One model's results over the tasks."""
-
-    role: str
-    encoder: Any
-    scores: dict[str, float] = field(default_factory=dict)
-    result_files: dict[str, str] = field(default_factory=dict)
-    texts: int = 0
-    seconds: float = 0.0
-
-    @property
-    def meta(self) -> Any:
-        """The encoder's mteb ``ModelMeta``."""
-        return self.encoder.mteb_model_meta
-
-    @property
-    def throughput(self) -> float | None:
-        """Texts encoded per second over the whole run."""
-        return self.texts / self.seconds if self.texts and self.seconds > 0 else None
-
-
-def load_static_encoder(model: str | None, name: str | None = None, revision: str | None = None) -> Any:
-    """The staticst model ``model`` (hub id or folder; None = built-in) behind mteb's encoder protocol."""
-    from staticst import StaticSentenceTransformer
-
-    adapter = _load_adapter()
-    return adapter.StaticSTEncoder(model=StaticSentenceTransformer(model), name=name, revision=revision)
-
-
-def _load_sentence_transformer(model: str, offline: bool) -> Any:
-    """``SentenceTransformer(model, device="cpu")``, repairing a folder whose root config.json is not a
-    transformers config (the shared all-MiniLM-L6-v2 copy holds the pooling settings there).
-
-    The repair is the probe suite's (``eval/probes.py``): it checks the weight shapes are exactly
-    all-MiniLM-L6-v2's and loads them with that model's upstream BERT config; anything else is an error.
-    """
-    from sentence_transformers import SentenceTransformer
-
-    folder = Path(model)
-    if folder.is_dir():
-        probes = _load_sibling("probes.py", "staticst_eval_probes")
-        if probes._needs_config_repair(folder):
-            logger.warning(
-                "%s is not a transformers config (no 'model_type'); loading the weights with the upstream "
-                "all-MiniLM-L6-v2 config instead (weight shapes checked).",
-                folder / "config.json",
-            )
-            with tempfile.TemporaryDirectory(prefix="staticst-mteb-baseline-") as tmp:
-                return SentenceTransformer(str(probes._repaired_copy(folder, Path(tmp))), device="cpu")
-    return SentenceTransformer(model, device="cpu", local_files_only=offline)
-
-
-def load_st_encoder(
-    model: str, name: str | None = None, revision: str | None = None, *, offline: bool = False
-) -> Any:
-    """``sentence_transformers.SentenceTransformer(model)`` on the CPU behind mteb's own wrapper (timed).
-
-    With ``offline`` a hub id is only looked up in the local cache (``local_files_only``).
-    """
-    adapter = _load_adapter()
-    st = _load_sentence_transformer(model, offline)
-    if name is None and os.path.isdir(model):
-        name = f"local/{Path(model).resolve().name}"
-    return adapter.TimedSentenceTransformerWrapper(st, name=name, revision=revision)
-
-
-def run_model(
-    role: str, encoder: Any, tasks: Sequence[PreparedTask], output: Path, seed: int, batch_size: int
-) -> ModelRun:
-    """Evaluate ``encoder`` on every available task with ``mteb.evaluate``; write mteb's result JSON."""
-    import mteb
-
-    run = ModelRun(role=role, encoder=encoder)
-    cache = mteb.ResultCache(output / "results" / role)
-    for p in tasks:
-        if p.task is None:
-            continue
-        before_texts, before_s = encoder.encode_stats.texts, encoder.encode_stats.seconds
-        start = time.perf_counter()
-        result = mteb.evaluate(
-            encoder,
-            p.fresh(seed),
-            cache=cache,
-            overwrite_strategy="always",
-            show_progress_bar=False,
-            co2_tracker=False,
-            encode_kwargs=cast("EncodeKwargs", {"batch_size": batch_size, "show_progress_bar": False}),
-        )
-        task_result = result.task_results[0]
-        run.scores[p.name] = float(task_result.get_score())
-        run.result_files[p.name] = str(cache.get_task_result_path(p.name, encoder.mteb_model_meta))
-        logger.info(
-            "%s %s: %s=%.4f (%.1fs, %d texts in %.2fs encode)",
-            role, p.name, p.metric, run.scores[p.name], time.perf_counter() - start,
-            encoder.encode_stats.texts - before_texts, encoder.encode_stats.seconds - before_s,
-        )  # fmt: skip
-    run.texts, run.seconds = encoder.encode_stats.texts, encoder.encode_stats.seconds
-    return run
-
-
-# ------------------------------------------------------------------------------------------ reports
-
-
-def _meta_dict(meta: Any) -> dict[str, Any]:
+def _meta_dict(meta: ModelMeta) -> dict[str, Any]:
     keys = ("name", "revision", "embed_dim", "n_parameters", "max_tokens", "framework", "similarity_fn_name")
     out = {}
     for k in keys:
@@ -552,119 +240,6 @@ def build_summary(
             "ok": all(v["ok"] for v in parity.values()),
         }
     return summary
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.2f}"
-
-
-def render_report(summary: dict[str, Any]) -> str:
-    """``report.md``: the task table, throughput, parity and the tasks that did not run."""
-    scores = summary["scores"]
-    models = summary["models"]
-    lines = ["# MTEB: static model vs baseline", ""]
-    for role in ROLES:
-        if role in models:
-            m = models[role]
-            lines.append(f"- **{role}**: `{m['name']}` (revision {m['revision']}, dim {m['embed_dim']}, "
-                         f"{m['n_parameters']} parameters, framework {', '.join(m['framework'])})")  # fmt: skip
-    lines += ["", "Scores are mteb main scores x 100.", ""]
-    lines.append(
-        "| task | category | metric | static model | baseline | paper (Table 1) | static/baseline % |"
-    )
-    lines.append("|---|---|---|---|---|---|---|")
-    for name, t in summary["tasks"].items():
-        cat = CATEGORY_LABELS.get(t["category"], t["category"])
-        if t["status"] != "ok":
-            lines.append(
-                f"| {name} | {cat} | {t['metric']} | not run: {t['reason']} | | {_pct(t['paper_table1'])} | |"
-            )
-            continue
-        s = scores["static"].get(name)
-        b = scores.get("baseline", {}).get(name)
-        ratio = f"{100 * s / b:.1f}" if (s is not None and b) else "n/a"
-        lines.append(
-            f"| {name} | {cat} | {t['metric']} | {_pct(s)} | {_pct(b)} | {_pct(t['paper_table1'])} | {ratio} |"
-        )
-    ran = [n for n, t in summary["tasks"].items() if t["status"] == "ok"]
-    if ran:
-        s_mean = sum(scores["static"][n] for n in ran) / len(ran)
-        b_mean = sum(scores["baseline"][n] for n in ran) / len(ran) if "baseline" in scores else None
-        ratio = f"{100 * s_mean / b_mean:.1f}" if b_mean else "n/a"
-        paper = [summary["tasks"][n]["paper_table1"] for n in ran]
-        # the paper's mean over the same tasks, only when it reports every one of them
-        p_mean = sum(paper) / len(paper) if all(v is not None for v in paper) else None
-        lines.append(
-            f"| **mean of {len(ran)} tasks run** | | | {_pct(s_mean)} | {_pct(b_mean)} | {_pct(p_mean)} | {ratio} |"
-        )
-    lines += [
-        "",
-        f"Paper column: {summary['paper_note']}",
-        "",
-        "## Encode throughput (texts/s, during this run)",
-        "",
-    ]
-    lines += ["| model | texts | encode seconds | texts/s |", "|---|---|---|---|"]
-    for role in ROLES:
-        if role in models:
-            m = models[role]
-            tps = "n/a" if m["texts_per_second"] is None else f"{m['texts_per_second']:.0f}"
-            lines.append(
-                f"| {role}: `{m['name']}` | {m['texts_encoded']} | {m['encode_seconds']:.2f} | {tps} |"
-            )
-    if "parity" in summary:
-        par = summary["parity"]
-        lines += [
-            "",
-            f"## Parity: staticst vs sentence-transformers reference (tolerance {par['tolerance']})",
-            "",
-        ]
-        lines += ["| task | staticst | sentence-transformers | abs diff | ok |", "|---|---|---|---|---|"]
-        for name, v in par["tasks"].items():
-            lines.append(
-                f"| {name} | {v['static']:.6f} | {v['reference']:.6f} | {v['abs_diff']:.2e} | {'yes' if v['ok'] else 'NO'} |"
-            )
-        lines.append("")
-        lines.append("All tasks within tolerance." if par["ok"] else "**PARITY MISS** on at least one task.")
-    lines.append("")
-    return "\n".join(lines)
-
-
-def render_plot(summary: dict[str, Any], path: Path) -> None:
-    """``report.png``: main score per task (bars per model) and mean score vs encode throughput."""
-    from matplotlib.figure import Figure
-
-    scores = summary["scores"]
-    models = summary["models"]
-    ran = [n for n, t in summary["tasks"].items() if t["status"] == "ok"]
-    roles = [r for r in ("static", "baseline") if r in scores]
-    fig = Figure(figsize=(12, 4.8), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2, width_ratios=[1.6, 1])
-    width = 0.8 / max(len(roles), 1)
-    for i, role in enumerate(roles):
-        xs = [j + (i - (len(roles) - 1) / 2) * width for j in range(len(ran))]
-        ax1.bar(xs, [100 * scores[role][n] for n in ran], width, label=f"{role}: {models[role]['name']}")
-    ax1.set_xticks(range(len(ran)), ran, rotation=25, ha="right")
-    ax1.set_ylabel("mteb main score x 100")
-    ax1.set_title("Quality per task")
-    ax1.legend(fontsize=8)
-    point_labels = {
-        "static": "staticst",
-        "baseline": "baseline",
-        "reference": "sentence-transformers (same model)",
-    }
-    for role in [r for r in ROLES if r in scores]:  # the reference: same quality, sentence-transformers speed
-        tps = models[role]["texts_per_second"]
-        if tps and ran:
-            mean = 100 * sum(scores[role][n] for n in ran) / len(ran)
-            ax2.scatter([tps], [mean], s=60, label=f"{point_labels[role]}: {models[role]['name']}")
-    ax2.legend(fontsize=7, loc="upper right")
-    ax2.set_xscale("log")
-    ax2.set_xlabel("encode throughput (texts/s, log scale)")
-    ax2.set_ylabel(f"mean main score over {len(ran)} tasks")
-    ax2.set_title("Quality vs encode speed")
-    ax2.margins(x=0.5, y=0.3)
-    fig.savefig(path, dpi=110)
 
 
 # --------------------------------------------------------------------------------------------- main

@@ -12,6 +12,7 @@ from staticst import util
 from staticst._version import __version__
 from staticst.errors import (
     CorruptModelError,
+    EmbeddingShapeError,
     MissingDependencyError,
     ModelLoadError,
     ModelNotFoundError,
@@ -20,7 +21,8 @@ from staticst.errors import (
     UnknownLayoutError,
     VocabularyMismatchError,
 )
-from staticst.model import ModelCardData, StaticSentenceTransformer
+from staticst.model import StaticSentenceTransformer
+from staticst.model_card import ModelCardData
 from staticst.persistence.hub import BUILTIN_MODEL_ID
 from staticst.pooling import PoolingConfig
 from staticst.tokenization import TokenizerSettings
@@ -28,6 +30,7 @@ from staticst.tokenization import TokenizerSettings
 __all__ = [
     "BUILTIN_MODEL_ID",
     "CorruptModelError",
+    "EmbeddingShapeError",
     "MissingDependencyError",
     "ModelCardData",
     "ModelLoadError",

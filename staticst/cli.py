@@ -63,7 +63,7 @@ def _read_texts(args_texts: Sequence[str], stdin: TextIO) -> list[str]:
 
 
 def _cmd_encode(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
-    from staticst import StaticSentenceTransformer
+    from staticst.model import StaticSentenceTransformer
 
     texts = _read_texts(args.texts, stdin)
     model = StaticSentenceTransformer(args.model)
@@ -91,7 +91,7 @@ def _cmd_encode(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
 
 
 def _cmd_info(args: argparse.Namespace, stdout: TextIO) -> int:
-    from staticst import StaticSentenceTransformer
+    from staticst.model import StaticSentenceTransformer
 
     info = StaticSentenceTransformer(args.model).info()
     if args.json:

@@ -2,15 +2,15 @@
 
 The per-word work of tokenization needs the GIL, so threads cannot share it; processes can. A pool is
 a dict shaped like sentence-transformers' (``{"input": Queue, "output": Queue, "processes": [...]}``)
-holding *spawned* worker processes (never forked: safe in threaded applications). Each worker loads
-the model from its folder once (the table is memory-mapped, so the page cache is shared) and then
-serves chunks:
+holding *spawned* worker processes (never forked: safe in threaded applications). Each worker builds
+the model's engine (:class:`staticst.engine.Embedder`) from its folder once (the table is memory-mapped,
+so the page cache is shared) and then serves chunks:
 
 * the parent puts ``(call, chunk, shared-memory name, first row, texts, settings)`` on the input
   queue, chunks of ``chunk_size`` texts (default: about a quarter of each worker's share, between
   1,024 and 8,192 texts; sentence-transformers' smaller default chunks cost more than they balance);
-* a worker encodes its chunk with the same core as :meth:`StaticSentenceTransformer.embed_texts`,
-  under the parent's current tokenizer settings and pooling configuration (sent with every chunk, so
+* a worker encodes its chunk with :meth:`Embedder.embed <staticst.engine.Embedder.embed>`, under the
+  parent engine's current token rules and pooling configuration (sent with every chunk, so
   ``max_seq_length`` changes apply), writes the rows straight into a shared-memory block
   (the pool's own block, created once and grown when needed, so no call pays page faults for a new
   one; freed by ``stop_multi_process_pool``), and reports ``(call, chunk, error)``; calls on one pool
@@ -20,7 +20,7 @@ serves chunks:
 
 Results are bit-identical to encoding in one process. Calls with fewer than :data:`POOL_MIN_TEXTS`
 texts are encoded in the calling process, where the round trip to the workers would cost more than it
-saves. Only the standard library and numpy are imported here; workers import ``staticst`` only.
+saves. Only the standard library, numpy and the engine are imported here; workers never build a facade.
 """
 
 from __future__ import annotations
@@ -40,12 +40,22 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from staticst.engine import Embedder
+
 if TYPE_CHECKING:
-    from staticst.model import StaticSentenceTransformer
     from staticst.pooling import PoolingConfig
     from staticst.tokenization import TokenizerSettings
 
-__all__ = ["MAX_CHUNK", "MIN_CHUNK", "POOL_MIN_TEXTS", "check_pool", "encode_with_pool", "start_pool", "stop_pool"]
+__all__ = [
+    "MAX_CHUNK",
+    "MIN_CHUNK",
+    "POOL_MIN_TEXTS",
+    "check_pool",
+    "embed_pooled",
+    "encode_with_pool",
+    "start_pool",
+    "stop_pool",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -136,19 +146,17 @@ def check_pool(pool: Any) -> None:
         raise ValueError("the pool has been stopped: start a new one with start_multi_process_pool().")
 
 
-def encode_with_pool(
-    model: StaticSentenceTransformer, texts: list[str], pool: dict[str, Any], chunk_size: int | None
-) -> np.ndarray:
-    """``model.embed_texts(texts)`` computed by the workers of ``pool``: ``(len(texts), dim)`` float32."""
+def encode_with_pool(engine: Embedder, texts: list[str], pool: dict[str, Any], chunk_size: int | None) -> np.ndarray:
+    """``engine.embed(texts)`` computed by the workers of ``pool``: ``(len(texts), dim)`` float32."""
     n = len(texts)
-    dim = int(model.embedding_table.shape[1])  # embed_texts rows: before any truncate_dim
+    dim = engine.dim  # the engine's rows: before any truncate_dim
     if chunk_size is None:  # about 4 chunks per worker: balanced, with few per-chunk costs
         chunk_size = min(MAX_CHUNK, max(MIN_CHUNK, math.ceil(n / len(pool["processes"]) / 4)))
     call = (os.getpid(), next(_calls))
     with pool[_LOCK]:  # one call at a time per pool: they share its output block
         block = _block(pool, n * dim * 4)
         try:
-            _run_call(pool, call, block.name, texts, model, dim, chunk_size)
+            _run_call(pool, call, block.name, texts, engine, dim, chunk_size)
         except BaseException:
             # Chunks of a failed call may still be running: never let them write into a later call's rows.
             _drop_block(pool)
@@ -157,6 +165,31 @@ def encode_with_pool(
         out = view.copy()
         del view
         return out
+
+
+def embed_pooled(
+    engine: Embedder,
+    folder: str,
+    texts: list[str],
+    pool: dict[str, Any] | None,
+    devices: Sequence[Any] | None,
+    chunk_size: int | None,
+) -> np.ndarray | None:
+    """``encode(pool=...)`` / ``encode(device=[...])``: the vectors from worker processes, or ``None``.
+
+    ``None`` means the call should be encoded in-process: fewer than :data:`POOL_MIN_TEXTS` texts, where the
+    round trip to the workers would cost more than it saves. With ``devices`` (and no ``pool``) a temporary
+    pool of ``len(devices)`` workers for the model in ``folder`` is started and stopped around the call.
+    """
+    if len(texts) < POOL_MIN_TEXTS:
+        return None
+    if pool is not None:
+        return encode_with_pool(engine, texts, pool, chunk_size)
+    temporary = start_pool(folder, [str(d) for d in devices or ()])
+    try:
+        return encode_with_pool(engine, texts, temporary, chunk_size)
+    finally:
+        stop_pool(temporary)
 
 
 def _block(pool: dict[str, Any], size: int) -> shared_memory.SharedMemory:
@@ -182,7 +215,7 @@ def _run_call(
     call: tuple[int, int],
     name: str,
     texts: list[str],
-    model: StaticSentenceTransformer,
+    engine: Embedder,
     dim: int,
     chunk_size: int,
 ) -> None:
@@ -190,7 +223,7 @@ def _run_call(
     n = len(texts)
     processes = pool["processes"]
     starts = range(0, n, chunk_size)
-    settings = (model.tokenizer_settings, model.pooling_config)
+    settings = (engine.settings, engine.pooling)
     for chunk, lo in enumerate(starts):
         pool["input"].put((call, chunk, name, lo, n, dim, texts[lo : lo + chunk_size], settings))
     errors: list[BaseException] = []
@@ -217,14 +250,11 @@ def _run_call(
 
 
 def _worker(folder: str, input_queue: Any, output_queue: Any) -> None:
-    """Worker loop: load the model once, then encode chunks into the callers' shared-memory blocks."""
+    """Worker loop: build the engine once, then encode chunks into the callers' shared-memory blocks."""
     # This process is ours: keep the Rust tokenizer on this worker's core (its thread pool would compete
     # with the other workers for the same cores).
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    from staticst.model import StaticSentenceTransformer
-
-    model = StaticSentenceTransformer(folder)
-    base = model._tokenizer
+    base = Embedder.load(folder)
     attached: dict[str, shared_memory.SharedMemory] = {}  # the caller's current block, kept mapped
     while True:
         item = input_queue.get()
@@ -239,7 +269,7 @@ def _worker(folder: str, input_queue: Any, output_queue: Any) -> None:
                     old.close()
                 attached.clear()
                 attached[name] = shared_memory.SharedMemory(name=name)
-            _encode_chunk(model, base, settings, pooling, attached[name], lo, n, dim, texts)
+            _encode_chunk(base, settings, pooling, attached[name], lo, n, dim, texts)
         except Exception as exc:  # reported to the caller, which raises it
             output_queue.put((call, chunk, _picklable(exc)))
         else:
@@ -247,8 +277,7 @@ def _worker(folder: str, input_queue: Any, output_queue: Any) -> None:
 
 
 def _encode_chunk(
-    model: StaticSentenceTransformer,
-    base: Any,
+    base: Embedder,
     settings: TokenizerSettings,
     pooling: PoolingConfig,
     block: shared_memory.SharedMemory,
@@ -257,10 +286,8 @@ def _encode_chunk(
     dim: int,
     texts: list[str],
 ) -> None:
-    model._tokenizer = base if settings == base.settings else base.with_settings(settings)
-    model._settings = settings
-    model.pooling_config = pooling
-    vectors = model.embed_texts(texts)
+    engine = base if (settings, pooling) == (base.settings, base.pooling) else base.with_settings(settings, pooling)
+    vectors = engine.embed(texts)
     view = np.ndarray((n, dim), dtype=np.float32, buffer=block.buf)
     view[lo : lo + len(texts)] = vectors
     del view

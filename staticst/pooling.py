@@ -6,7 +6,8 @@ token row is read once, each text is summed in token order (the order numpy's ``
 reference libraries, so results are bit-identical), no ``n_tokens x dim`` array is ever built for a
 whole corpus, and there is no per-sentence Python loop over vectors.
 
-The arithmetic is an explicit :class:`PoolingConfig` chosen by the model's layout:
+The arithmetic is an explicit :class:`PoolingConfig`; its ``arithmetic`` names an entry of
+:data:`ARITHMETICS`, one per reference family (:mod:`staticst.families` says which family uses which):
 
 * ``"model2vec"`` (model2vec 0.10): mean = sum / count computed as numpy's ``mean`` does (float32 sum
   for float tables, float64 for integer tables, division in float64, stored in the table dtype for
@@ -26,13 +27,24 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["LONG_TEXT_TOKENS", "WINDOW_BYTES", "PoolingConfig", "normalize_rows", "pool", "pool_one"]
+__all__ = [
+    "ARITHMETICS",
+    "LONG_TEXT_TOKENS",
+    "WINDOW_BYTES",
+    "Arithmetic",
+    "PoolingConfig",
+    "normalize_rows",
+    "pool",
+    "pool_one",
+]
+
+#: The name of a pooling arithmetic (a key of :data:`ARITHMETICS`).
+ArithmeticName = Literal["model2vec", "sentence-transformers"]
 
 #: Upper bound on the bytes of gathered rows held at once.
 WINDOW_BYTES = 8 * 1024 * 1024
 #: Texts longer than this many tokens are summed block by block on their own.
 LONG_TEXT_TOKENS = 2048
-_EPS_M2V = np.float32(1e-32)  # model2vec adds 1e-32 to float32 norms: a float32 add
 #: Rows per block when turning sums into (normalised) means.
 FINISH_ROWS = 1024
 
@@ -51,9 +63,73 @@ class PoolingConfig:
             per-text scale, so they agree exactly in direction and after normalisation.
     """
 
-    arithmetic: Literal["model2vec", "sentence-transformers"]
+    arithmetic: ArithmeticName
     normalize: bool
     denominator: Literal["count", "weight_sum"] = "count"
+
+    def __post_init__(self) -> None:
+        if self.arithmetic not in ARITHMETICS:
+            raise ValueError(f"unknown pooling arithmetic {self.arithmetic!r}; known: {sorted(ARITHMETICS)}")
+        if self.denominator not in ("count", "weight_sum"):
+            raise ValueError(f"denominator must be 'count' or 'weight_sum', got {self.denominator!r}")
+
+
+class Arithmetic:
+    """One reference's rounding: how a sum becomes a mean, and how a mean is L2-normalised.
+
+    Subclasses are registered in :data:`ARITHMETICS`; a new reference family adds one entry.
+    """
+
+    name: str = ""
+
+    def out_dtype(self, table_dtype: np.dtype) -> np.dtype:
+        """The dtype the reference stores a mean in (the result is returned as float32)."""
+        return np.dtype(np.float32)
+
+    def mean(self, sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype) -> np.ndarray:
+        """Means of a block of per-text sums (``safe``: the per-text denominators, never 0), in :meth:`out_dtype`."""
+        raise NotImplementedError
+
+    def norm_divisor(self, norms: np.ndarray) -> np.ndarray:
+        """What a float32 row is divided by, given its float32 L2 norm (the reference's epsilon rule)."""
+        raise NotImplementedError
+
+
+class Model2VecArithmetic(Arithmetic):
+    """model2vec 0.10: numpy's ``mean`` (float64 division, stored in the table dtype), ``x / (||x|| + 1e-32)``."""
+
+    name = "model2vec"
+
+    def out_dtype(self, table_dtype: np.dtype) -> np.dtype:  # noqa: D102
+        return np.dtype(np.float32) if np.issubdtype(table_dtype, np.integer) else np.dtype(table_dtype)
+
+    def mean(self, sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype) -> np.ndarray:  # noqa: D102
+        # numpy's mean: sum in `acc`, true_divide by an intp count in float64, stored in the output dtype.
+        out_dtype = self.out_dtype(table_dtype)
+        if acc == np.float32 and config.denominator == "count" and float(safe.max(initial=0.0)) < 2**24:
+            # float32 / (count < 2**24, exact in float32) equals the float64 quotient rounded to float32
+            # (float64 has more than 2 * 24 + 2 bits): the same numbers without the float64 temporaries.
+            return (sums / safe.astype(np.float32)).astype(out_dtype, copy=False)
+        return (sums.astype(np.float64, copy=False) / safe).astype(acc, copy=False).astype(out_dtype)
+
+    def norm_divisor(self, norms: np.ndarray) -> np.ndarray:  # noqa: D102
+        return norms + 1e-32  # a Python float: added in the dtype of `norms`, as in model2vec
+
+
+class SentenceTransformersArithmetic(Arithmetic):
+    """sentence-transformers 6.2 (``EmbeddingBag(mode="mean")`` + ``Normalize``): float32 mean, ``x / max(||x||, 1e-12)``."""
+
+    name = "sentence-transformers"
+
+    def mean(self, sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype) -> np.ndarray:  # noqa: D102
+        return (sums / safe.astype(sums.dtype)).astype(np.float32, copy=False)
+
+    def norm_divisor(self, norms: np.ndarray) -> np.ndarray:  # noqa: D102
+        return np.maximum(norms, 1e-12)
+
+
+#: Pooling arithmetic by name: one entry per reference family.
+ARITHMETICS: dict[str, Arithmetic] = {a.name: a for a in (Model2VecArithmetic(), SentenceTransformersArithmetic())}
 
 
 def _accumulator(table: np.ndarray, weights: np.ndarray | None) -> np.dtype[np.floating]:
@@ -121,12 +197,10 @@ def _segment_sums(
     return sums
 
 
-def normalize_rows(x: np.ndarray, arithmetic: Literal["model2vec", "sentence-transformers"]) -> np.ndarray:
+def normalize_rows(x: np.ndarray, arithmetic: ArithmeticName) -> np.ndarray:
     """L2-normalise rows with the reference's epsilon rule (zero rows stay zero)."""
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    if arithmetic == "model2vec":
-        return x / (norms + 1e-32)
-    return x / np.maximum(norms, 1e-12)
+    return x / ARITHMETICS[arithmetic].norm_divisor(norms)
 
 
 def pool(
@@ -179,22 +253,11 @@ def _finish(
     sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype[np.floating]
 ) -> np.ndarray:
     """Mean (and normalisation) of a block of per-text sums, in the reference's arithmetic."""
-    if config.arithmetic == "model2vec":
-        # numpy's mean: sum in `acc`, true_divide by an intp count in float64, stored in the output dtype.
-        out_dtype = np.dtype(np.float32) if np.issubdtype(table_dtype, np.integer) else table_dtype
-        if acc == np.float32 and config.denominator == "count" and float(safe.max(initial=0.0)) < 2**24:
-            # float32 / (count < 2**24, exact in float32) equals the float64 quotient rounded to float32
-            # (float64 has more than 2 * 24 + 2 bits): the same numbers without the float64 temporaries.
-            mean = (sums / safe.astype(np.float32)).astype(out_dtype, copy=False)
-        else:
-            mean = (sums.astype(np.float64, copy=False) / safe).astype(acc, copy=False).astype(out_dtype)
-        if config.normalize:
-            mean = normalize_rows(mean.astype(np.float32), "model2vec").astype(out_dtype)
-        return mean.astype(np.float32, copy=False)
-    mean32 = (sums / safe.astype(sums.dtype)).astype(np.float32, copy=False)
+    arithmetic = ARITHMETICS[config.arithmetic]
+    mean = arithmetic.mean(sums, safe, config, table_dtype, acc)
     if config.normalize:
-        mean32 = normalize_rows(mean32, "sentence-transformers").astype(np.float32, copy=False)
-    return mean32
+        mean = normalize_rows(mean.astype(np.float32), config.arithmetic).astype(arithmetic.out_dtype(table_dtype))
+    return mean.astype(np.float32, copy=False)
 
 
 def pool_one(
@@ -225,10 +288,7 @@ def pool_one(
         total /= np.float32(n)
         if config.normalize:
             norm = np.float32(math.sqrt(np.add.reduce(total * total)))
-            if config.arithmetic == "model2vec":
-                total /= np.float32(norm + _EPS_M2V)
-            else:
-                total /= max(norm, np.float32(1e-12))
+            total /= ARITHMETICS[config.arithmetic].norm_divisor(norm)
         return total
     ids = np.asarray(ids, dtype=np.int64)
     acc = _accumulator(table, weights)
@@ -238,17 +298,8 @@ def pool_one(
         rows = rows * weights[ids][:, None].astype(acc, copy=False)
     total = np.add.reduce(rows, axis=0)  # sequential over tokens, as in pool()
     if config.denominator == "weight_sum" and weights is not None:
-        denom = float(weights[ids].astype(np.float64).sum()) or 1.0
+        # summed in token order in float64, exactly as pool()'s bincount does
+        denom = float(np.bincount(np.zeros(n, dtype=np.intp), weights=weights[ids].astype(np.float64))[0]) or 1.0
     else:
         denom = float(n)
-    if config.arithmetic == "model2vec":
-        out_dtype = np.dtype(np.float32) if table.dtype.kind in "iu" else table.dtype
-        mean = (total.astype(np.float64) / denom).astype(acc, copy=False).astype(out_dtype, copy=False)
-        if config.normalize:
-            m32 = mean.astype(np.float32, copy=False)
-            mean = (m32 / (np.sqrt(np.add.reduce(m32 * m32)) + 1e-32)).astype(out_dtype, copy=False)
-        return mean.astype(np.float32, copy=False).reshape(dim)
-    mean32 = (total / total.dtype.type(denom)).astype(np.float32, copy=False)
-    if config.normalize:
-        mean32 = mean32 / max(np.float32(np.sqrt(np.add.reduce(mean32 * mean32))), np.float32(1e-12))
-    return mean32.astype(np.float32, copy=False)
+    return _finish(total[None, :], np.array([[denom]]), config, table.dtype, acc).reshape(dim)

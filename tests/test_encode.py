@@ -126,9 +126,9 @@ def test_bad_arguments(pair: tuple) -> None:
 
 
 def test_no_effect_options_warn_once(tiny_st: Path) -> None:
-    import staticst.model as model_module
+    import staticst._st_args as args_module
 
-    model_module._warned.clear()
+    args_module._warned.clear()
     ours = StaticSentenceTransformer(tiny_st)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -231,18 +231,18 @@ def test_output_value_none_and_token_embeddings(pair: tuple) -> None:
 
 
 def test_large_batches_are_chunked_identically(tiny_model2vec: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import staticst.model as model_module
+    import staticst.engine as engine_module
     import staticst.pooling as pooling_module
 
     model = StaticSentenceTransformer(tiny_model2vec)
     texts = [" ".join(["the cat sat"] * (i % 40)) for i in range(3000)] + ["dog " * 2500]
     whole = model.encode(texts)
-    monkeypatch.setattr(model_module, "ENCODE_STEP", 97)
+    monkeypatch.setattr(engine_module, "ENCODE_STEP", 97)
     monkeypatch.setattr(pooling_module, "WINDOW_BYTES", 4096)
     monkeypatch.setattr(pooling_module, "LONG_TEXT_TOKENS", 64)
     np.testing.assert_array_equal(whole, model.encode(texts))
-    monkeypatch.setattr(model_module, "ENCODE_STEP_CHARS", 500)  # steps cut by characters, long texts alone
-    bounds = model_module._steps(texts)
+    monkeypatch.setattr(engine_module, "ENCODE_STEP_CHARS", 500)  # steps cut by characters, long texts alone
+    bounds = engine_module.steps(texts)
     assert bounds[0] == 0 and bounds[-1] == len(texts) and all(b > a for a, b in zip(bounds, bounds[1:], strict=False))
     assert len(bounds) > len(texts) // 97 + 2
     np.testing.assert_array_equal(whole, model.encode(texts))
@@ -259,26 +259,26 @@ def test_model_card_data_and_info(pair: tuple) -> None:
 
 def test_max_seq_length_change_keeps_the_tokenizer_and_its_cache(tiny_model2vec: Path) -> None:
     model = StaticSentenceTransformer(tiny_model2vec)
-    before = model._tokenizer
+    before = model.engine.tokenizer
     model.encode(["the cat sat on the mat"] * 3)
     model.max_seq_length = 2
-    after = model._tokenizer
-    assert after is not before and after.tokenizer is before.tokenizer and after._fast is before._fast
+    after = model.engine.tokenizer
+    assert after is not before and after.tokenizer is before.tokenizer and after.fast is before.fast
     assert after.settings.max_length == 2 and before.settings.max_length != 2
     full = len(before.encode_one("the cat sat on the mat"))
     assert full > 2 and len(after.encode_one("the cat sat on the mat")) == 2
 
 
 def test_float16_copy_is_made_for_large_steps_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import staticst.model as model_module
+    import staticst.engine as engine_module
 
     write_model2vec(tmp_path / "f16", wordpiece_tokenizer(), dtype="float16", dim=16)
-    model = StaticSentenceTransformer(tmp_path / "f16")
+    model = StaticSentenceTransformer(tmp_path / "f16", kernel="numpy")  # the numpy path's float32 copy
     texts = ["the cat sat on the mat", "a dog", "", "hello world the cat"] * 5
     small = model.encode(texts)
-    assert model._gather_table is None  # 20 short texts: rows are converted as they are gathered
-    monkeypatch.setattr(model_module, "_GATHER_COPY_TOKENS", 1)
+    assert model.engine.gather_table is None  # 20 short texts: rows are converted as they are gathered
+    monkeypatch.setattr(engine_module, "GATHER_COPY_TOKENS", 1)
     with_copy = model.encode(texts)
-    assert model._gather_table is not None and model._gather_table.dtype == np.float32
+    assert model.engine.gather_table is not None and model.engine.gather_table.dtype == np.float32
     np.testing.assert_array_equal(small, with_copy)
     np.testing.assert_array_equal(model.encode(texts[0]), small[0])

@@ -389,7 +389,7 @@ def test_e2e_static_scores_match_sentence_transformers(
 
 
 def test_baseline_reproduces_published_minilm_similarities(shared_dir: Path) -> None:
-    """The shared all-MiniLM-L6-v2 loads (config repaired if needed) and gives the similarities printed in the
+    """The shared all-MiniLM-L6-v2 loads as it is and gives the similarities printed in the
     sentence-transformers quickstart for this model: 0.6660, 0.1046, 0.1411."""
     encode, info = probes_mod.baseline_encoder(str(shared_dir / "models" / "all-MiniLM-L6-v2"))
     emb = encode(["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."])

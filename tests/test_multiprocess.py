@@ -179,7 +179,7 @@ def test_a_dead_worker_is_an_error_not_a_hang(tmp_path: Path, corpus: list[str])
     fake.update(staticst_lock=threading.Lock(), staticst_block=None)
     try:
         with pytest.raises(RuntimeError, match=r"1 staticst pool worker\(s\) died: pid \d+ \(exit code 0\)"):
-            mp_module.encode_with_pool(model, corpus, fake, None)
+            mp_module.encode_with_pool(model.engine, corpus, fake, None)
         assert fake["staticst_block"] is None  # a failed call's block is dropped: late chunks write elsewhere
     finally:
         fake["input"].cancel_join_thread()

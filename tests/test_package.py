@@ -19,6 +19,7 @@ def test_public_api_is_pinned() -> None:
     assert staticst.__all__ == [
         "BUILTIN_MODEL_ID",
         "CorruptModelError",
+        "EmbeddingShapeError",
         "MissingDependencyError",
         "ModelCardData",
         "ModelLoadError",
@@ -35,6 +36,15 @@ def test_public_api_is_pinned() -> None:
     ]
     for name in staticst.__all__:
         assert hasattr(staticst, name), name
+
+
+def test_every_error_is_exported_from_the_package() -> None:
+    from staticst import errors
+
+    missing = sorted(set(errors.__all__) - set(staticst.__all__))
+    assert not missing, f"errors missing from staticst.__all__: {missing}"
+    for name in errors.__all__:
+        assert getattr(staticst, name) is getattr(errors, name)
 
 
 def test_error_tree() -> None:
@@ -116,3 +126,41 @@ def test_cli_info(capsys, shared_model) -> None:  # type: ignore[no-untyped-def]
 def test_cli_errors_are_messages_not_tracebacks(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
     assert main(["info", str(tmp_path / "missing" / "x")]) == 1
     assert "error:" in capsys.readouterr().err
+
+
+def test_every_third_party_import_is_a_declared_dependency() -> None:
+    """A module the library imports must be a declared dependency (tqdm once arrived only through huggingface-hub)."""
+    import ast
+    import importlib.metadata as md
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        import re
+
+        return {re.split(r"[<>=!~\[; ]", req, maxsplit=1)[0].lower().replace("_", "-") for req in requirements}
+
+    core = names(project["dependencies"])
+    extras = {extra: names(reqs) for extra, reqs in project["optional-dependencies"].items()}
+    optional = {"torch"}  # imported only for convert_to_tensor, behind MissingDependencyError
+    distributions = md.packages_distributions()
+    stdlib = sys.stdlib_module_names
+    problems = []
+    for path in sorted((REPO / "staticst").rglob("*.py")):
+        rel = path.relative_to(REPO / "staticst").parts
+        allowed = core | (extras["server"] if rel[0] == "server" else set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                tops = [alias.name.split(".")[0] for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                tops = [node.module.split(".")[0]]
+            else:
+                continue
+            for top in tops:
+                if top in stdlib or top == "staticst" or top in optional:
+                    continue
+                dists = {d.lower().replace("_", "-") for d in distributions.get(top, [top])}
+                if not dists & allowed:
+                    problems.append(f"{'/'.join(rel)} imports {top} (distribution {sorted(dists)}), not declared")
+    assert not problems, problems

@@ -84,3 +84,34 @@ def test_saved_tokenizer_keeps_its_padding_and_truncation(tmp_path: Path) -> Non
     long_texts = ["the cat sat on the mat by the dog", "dog cat", "sat sat the the cat cat mat"]
     reference = SentenceTransformer(str(tmp_path / "st"), device="cpu").encode(long_texts)
     assert np.abs(reference - model.encode(long_texts)).max() <= 1e-6
+
+
+@pytest.mark.parametrize("name", ["potion-base-8M", "potion-base-2M-sentence-transformers"])
+def test_round_trip_keeps_every_setting(name: str, tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    """prompts, default_prompt_name and similarity_fn_name survive save() for every layout (and ST reads them)."""
+    from model2vec import StaticModel
+    from sentence_transformers import SentenceTransformer
+
+    prompts = {"query": "query: ", "document": "passage: ", "classification": "Classify: "}
+    original = StaticSentenceTransformer(
+        shared_model(name), prompts=prompts, default_prompt_name="classification", similarity_fn_name="dot"
+    )
+    original.max_seq_length = 100
+    original.save(tmp_path / "saved")
+    again = StaticSentenceTransformer(tmp_path / "saved")
+    assert again.layout == original.layout
+    assert again.prompts == original.prompts and again.default_prompt_name == "classification"
+    assert again.similarity_fn_name == "dot" and again.max_seq_length == 100
+    np.testing.assert_array_equal(again.encode(TEXTS), original.encode(TEXTS))
+    st = SentenceTransformer(str(tmp_path / "saved"), device="cpu")
+    assert {k: st.prompts[k] for k in prompts} == prompts
+    assert st.default_prompt_name == "classification" and st.similarity_fn_name == "dot"
+    assert StaticModel.from_pretrained(tmp_path / "saved").encode(TEXTS).shape[0] == len(TEXTS)
+
+
+def test_round_trip_of_the_built_in_model_keeps_its_settings(tmp_path: Path) -> None:
+    original = StaticSentenceTransformer(prompts={"query": "q: "}, default_prompt_name="query", similarity_fn_name="manhattan")
+    original.save(tmp_path / "saved")
+    again = StaticSentenceTransformer(tmp_path / "saved")
+    assert (again.prompts["query"], again.default_prompt_name, again.similarity_fn_name) == ("q: ", "query", "manhattan")
+    np.testing.assert_array_equal(again.encode(TEXTS), original.encode(TEXTS))

@@ -14,12 +14,13 @@ Resolution order for ``resolve_model(name, ...)``:
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from staticst.errors import ModelNotFoundError
 from staticst.persistence.layout import all_layout_files
 
-__all__ = ["BUILTIN_MODEL_ID", "BUILTIN_MODEL_PATH", "BUILTIN_REVISION", "resolve_model"]
+__all__ = ["BUILTIN_MODEL_ID", "BUILTIN_MODEL_PATH", "BUILTIN_REVISION", "push_folder", "resolve_model"]
 
 BUILTIN_MODEL_ID = "minishlab/potion-base-8M"
 BUILTIN_REVISION = "bf8b056651a2c21b8d2565580b8569da283cab23"
@@ -129,3 +130,42 @@ def resolve_model(
     except HfHubHTTPError as exc:
         raise ModelNotFoundError(f"Could not fetch model {repo_id!r} from the Hub: {exc}") from exc
     return Path(snapshot), repo_id, revision
+
+
+def push_folder(
+    save: Callable[[str, str], None],
+    repo_id: str,
+    *,
+    token: str | None = None,
+    private: bool | None = None,
+    commit_message: str | None = None,
+    exist_ok: bool = False,
+    revision: str | None = None,
+    create_pr: bool = False,
+) -> str:
+    """Create the Hub repository, let ``save(folder, repo_id)`` write the model into a temporary folder, upload it.
+
+    Returns:
+        The URL of the commit.
+
+    Raises:
+        ValueError: ``repo_id`` is not ``"name"`` or ``"org/name"``.
+    """
+    import tempfile
+
+    from huggingface_hub import HfApi
+
+    if not isinstance(repo_id, str) or repo_id.count("/") > 1 or not repo_id.strip("/"):
+        raise ValueError(f"repo_id must look like 'name' or 'org/name', got {repo_id!r}.")
+    api = HfApi(token=token)
+    repo_url = api.create_repo(repo_id=repo_id, private=private, repo_type="model", exist_ok=exist_ok or True)
+    with tempfile.TemporaryDirectory() as tmp:
+        save(tmp, repo_url.repo_id)
+        info = api.upload_folder(
+            repo_id=repo_url.repo_id,
+            folder_path=tmp,
+            commit_message=commit_message or "Add static embedding model (staticst)",
+            revision=revision,
+            create_pr=create_pr,
+        )
+    return str(getattr(info, "commit_url", info))

@@ -1,9 +1,10 @@
 """Disk layouts of static embedding models, described as data.
 
 A layout says which files a folder must hold, where the table and tokenizer live, which tensor
-names hold the table, and which reference library's numeric semantics apply. Detection walks
-:data:`LAYOUTS` in order and takes the first layout whose required files are all present, so
-adding a format means adding an entry here, not a branch elsewhere.
+names hold the table, and which reference family (:mod:`staticst.families`: tokens, pooling
+arithmetic, how it is saved) applies. Detection walks :data:`LAYOUTS` in order and takes the first
+layout whose required files are all present, so adding a file arrangement means adding an entry
+here, not a branch elsewhere; a new family of semantics is an entry in :mod:`staticst.families`.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from staticst.errors import CorruptModelError, UnknownLayoutError
+from staticst.families import MODEL2VEC, SENTENCE_TRANSFORMERS, Family
 
-__all__ = ["LAYOUTS", "Layout", "ResolvedLayout", "all_layout_files", "detect_layout"]
+__all__ = ["LAYOUTS", "ST_CONFIG_FILE", "Layout", "ResolvedLayout", "all_layout_files", "detect_layout", "layout_named"]
 
-Semantics = Literal["model2vec", "sentence-transformers"]
+#: sentence-transformers' model-level settings (prompts, default prompt, similarity): read for every layout.
+ST_CONFIG_FILE = "config_sentence_transformers.json"
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,7 @@ class Layout:
         module_dir: Folder (relative to the root) holding ``model.safetensors`` and ``tokenizer.json``.
         table_tensors: Tensor names that may hold the embedding table, tried in order.
         config_file: JSON file with model2vec settings (``normalize``, ``max_length``), if any.
-        semantics: Which reference library's encode semantics apply (see ``staticst.pooling``).
+        family: The reference family whose semantics apply (:mod:`staticst.families`).
         modules_file: ``modules.json`` of a sentence-transformers layout (decides normalisation).
         static_module_types: Accepted ``type`` strings (suffixes) of the static module in ``modules.json``.
     """
@@ -40,7 +43,7 @@ class Layout:
     module_dir: str
     table_tensors: tuple[str, ...]
     config_file: str | None
-    semantics: Semantics
+    family: Family
     modules_file: str | None = None
     static_module_types: tuple[str, ...] = ()
 
@@ -70,7 +73,7 @@ LAYOUTS: tuple[Layout, ...] = (
         module_dir="",
         table_tensors=("embeddings",),
         config_file="config.json",
-        semantics="model2vec",
+        family=MODEL2VEC,
     ),
     # sentence-transformers >= 3.3 with StaticEmbedding at the root (``path`` "" or ".").
     Layout(
@@ -79,7 +82,7 @@ LAYOUTS: tuple[Layout, ...] = (
         module_dir="",
         table_tensors=("embedding.weight", "embeddings"),
         config_file=None,
-        semantics="sentence-transformers",
+        family=SENTENCE_TRANSFORMERS,
         modules_file="modules.json",
         static_module_types=("StaticEmbedding",),
     ),
@@ -90,7 +93,7 @@ LAYOUTS: tuple[Layout, ...] = (
         module_dir="0_StaticEmbedding",
         table_tensors=("embedding.weight", "embeddings"),
         config_file=None,
-        semantics="sentence-transformers",
+        family=SENTENCE_TRANSFORMERS,
         modules_file="modules.json",
         static_module_types=("StaticEmbedding",),
     ),
@@ -121,8 +124,20 @@ class ResolvedLayout:
 def all_layout_files() -> list[str]:
     """Every file any layout may read (used as ``allow_patterns`` for hub downloads)."""
     files = {rel for layout in LAYOUTS for rel in (*layout.required, layout.weights_file, layout.tokenizer_file)}
-    files |= {"config_sentence_transformers.json", "1_Normalize/config.json", "2_Normalize/config.json", "README.md"}
+    files |= {ST_CONFIG_FILE, "1_Normalize/config.json", "2_Normalize/config.json", "README.md"}
     return sorted(files)
+
+
+def layout_named(name: str) -> Layout:
+    """The layout called ``name`` (e.g. a family's ``save_layout``).
+
+    Raises:
+        KeyError: No layout has that name.
+    """
+    for layout in LAYOUTS:
+        if layout.name == name:
+            return layout
+    raise KeyError(f"no layout named {name!r}; known: {[layout.name for layout in LAYOUTS]}")
 
 
 def _read_json(path: Path) -> Any:
@@ -175,20 +190,43 @@ def detect_layout(root: Path) -> ResolvedLayout:
     for layout in LAYOUTS:
         if not layout.matches(root):
             continue
+        normalize_module = False
         if layout.modules_file is not None:
             found, normalize_module = _st_modules(root, layout)
             if not found:
                 continue
-            st_config_path = root / "config_sentence_transformers.json"
-            st_config = _read_json(st_config_path) if st_config_path.is_file() else {}
-            return ResolvedLayout(layout, root, {}, normalize_module, st_config if isinstance(st_config, dict) else {})
-        config = _read_json(root / layout.config_file) if layout.config_file else {}
-        if not isinstance(config, dict):
-            raise CorruptModelError(f"{root / str(layout.config_file)} must hold a JSON object, got {type(config).__name__}.")
-        return ResolvedLayout(layout, root, config, bool(config.get("normalize", False)), {})
-    present = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())[:20]
+        config: Any = {}
+        if layout.config_file:
+            config = _read_json(root / layout.config_file)
+            if not isinstance(config, dict):
+                raise CorruptModelError(f"{root / layout.config_file} must hold a JSON object, got {type(config).__name__}.")
+            normalize_module = bool(config.get("normalize", False))
+        st_config_path = root / ST_CONFIG_FILE
+        st_config = _read_json(st_config_path) if st_config_path.is_file() else {}
+        return ResolvedLayout(layout, root, config, normalize_module, st_config if isinstance(st_config, dict) else {})
+    present = _listing(root)
     expected = "; ".join(f"{layout.name}: {', '.join(layout.required)}" for layout in LAYOUTS)
     raise UnknownLayoutError(
         f"{root} is not a static embedding model in any known layout. Found files: {present or 'none'}. "
         f"Expected one of: {expected}."
     )
+
+
+def _listing(root: Path, limit: int = 20) -> list[str]:
+    """Up to ``limit`` entries of ``root`` and of its sub-folders, one level deep (never a whole tree)."""
+    found: list[str] = []
+    try:
+        entries = sorted(root.iterdir())
+    except OSError:
+        return found
+    for entry in entries:
+        if len(found) >= limit:
+            break
+        try:
+            if entry.is_dir():
+                found.extend(f"{entry.name}/{sub.name}" for sub in sorted(entry.iterdir())[: limit - len(found)])
+            else:
+                found.append(entry.name)
+        except OSError:
+            continue
+    return found[:limit]

@@ -19,7 +19,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         f"staticst.server needs the server extra ({exc.name} is missing): pip install 'staticst[server]'"
     ) from exc
 
-from staticst.server._app import create_app, negotiate
+from staticst.server._app import create_app
+from staticst.server._media import negotiate
 from staticst.server._run import add_serve_arguments, build_app, main_from_args, serve
 from staticst.server._validation import Limits, RequestError
 

@@ -1,20 +1,17 @@
-"""The ASGI application: a thin Starlette layer over ``model.encode`` and ``model.similarity``.
+"""The ASGI application: one generic handler per kind of route, built from the route table.
 
-Response formats are chosen by the ``Accept`` header:
-
-* ``application/json`` (default): orjson straight from the numpy array (float32 shortest round-trip repr).
-* ``application/octet-stream``: the little-endian float32 rows of the result, as one buffer; the shape is
-  in the ``X-Embedding-Shape`` header (``"rows,dim"``) and the dtype in ``X-Embedding-Dtype`` (``"<f4"``).
-* ``application/x-ndjson`` (JSON Lines): one row per line; batches larger than ``stream_chunk`` are
-  encoded chunk by chunk and streamed as each chunk is done.
+Every POST route is the same skeleton, written once in :func:`_post_endpoint`: negotiate the format
+(``Accept``), read and validate the JSON body, encode (inline for small requests, in a worker thread for
+large ones; JSON Lines answers for large batches are streamed chunk by chunk), render the result in the
+negotiated format. What differs between routes is data: an entry of
+:data:`staticst.server._routes.ROUTES`. Formats are described in :mod:`staticst.server._media`.
 """
 
 from __future__ import annotations
 
-import base64
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
@@ -26,31 +23,30 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from staticst.server._openapi import build_openapi
-from staticst.server._validation import (
+from staticst.server._errors import (
     BAD_REQUEST,
-    NOT_ACCEPTABLE,
     PAYLOAD_TOO_LARGE,
     UNPROCESSABLE,
     UNSUPPORTED_MEDIA_TYPE,
-    Limits,
     RequestError,
-    parse_embed,
-    parse_openai,
-    parse_similarity,
 )
+from staticst.server._media import FORMATS, JSON, NDJSON, error_response, negotiate
+from staticst.server._routes import ROUTES
+from staticst.server._spec import Args, Get, Post
+from staticst.server._spec import Route as RouteSpec
+from staticst.server._validation import Limits, Validator
 
 if TYPE_CHECKING:
-    from staticst import StaticSentenceTransformer
+    from staticst.model import StaticSentenceTransformer
 
 __all__ = [
     "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_INPUT_CHARS",
-    "JSON",
-    "NDJSON",
-    "OCTET",
+    "DEFAULT_STREAM_CHUNK",
+    "Service",
     "create_app",
+    "negotiate",
 ]
 
 logger = logging.getLogger("staticst.server")
@@ -62,95 +58,28 @@ DEFAULT_STREAM_CHUNK = 256
 # Requests with at most this many characters in total are encoded on the event loop (a thread hop costs
 # more than the encode); larger ones go to a worker thread so the loop keeps serving other connections.
 INLINE_CHARS = 8192
+INLINE_TEXTS = 64
 
-JSON = "application/json"
-OCTET = "application/octet-stream"
-NDJSON = "application/x-ndjson"
-_FORMAT_ALIASES = {
-    JSON: JSON,
-    "application/*": JSON,
-    "*/*": JSON,
-    OCTET: OCTET,
-    NDJSON: NDJSON,
-    "application/jsonl": NDJSON,
-    "application/json-lines": NDJSON,
-    "application/jsonlines": NDJSON,
-}
-_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def negotiate(accept: str | None) -> str:
-    """The response media type for an ``Accept`` header value.
+class Service:
+    """The served model, its limits, and what every request needs, computed once when the app is built.
 
-    Args:
-        accept: The header value, or ``None`` when absent (then JSON).
-
-    Returns:
-        One of :data:`JSON`, :data:`OCTET`, :data:`NDJSON`.
-
-    Raises:
-        RequestError: 406 when the header names no format this service produces.
+    Attributes:
+        model: The model.
+        routes: The route table the app serves.
+        limits: The input limits and model facts validation needs.
+        stream_chunk: Rows per chunk of a streamed JSON Lines answer.
+        model_name: The name reported by ``/info`` and ``/v1/embeddings``.
+        info: The ``/info`` body.
     """
-    if not accept:
-        return JSON
-    if accept in _FORMAT_ALIASES:  # the common case: a single media type, no parameters
-        return _FORMAT_ALIASES[accept]
-    best: str | None = None
-    best_q = 0.0
-    for part in accept.split(","):
-        media, _, params = part.partition(";")
-        fmt = _FORMAT_ALIASES.get(media.strip().lower())
-        q = 1.0
-        for param in params.split(";"):
-            key, _, value = param.partition("=")
-            if key.strip() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if fmt is not None and q > best_q:
-            best, best_q = fmt, q
-    if best is None:
-        raise RequestError(
-            NOT_ACCEPTABLE,
-            f"Accept: {accept!r} names no format this service produces; use {JSON}, {OCTET} or {NDJSON}",
-            error_type="not_acceptable",
-            value=accept,
-        )
-    return best
-
-
-def _error_response(exc: RequestError, *, openai: bool = False) -> Response:
-    body = exc.to_openai_json() if openai else exc.to_json()
-    return Response(orjson.dumps(body), status_code=exc.status, media_type=JSON)
-
-
-def _json_response(payload: Any, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload, option=_NUMPY), status_code=status, media_type=JSON)
-
-
-def _binary_response(array: np.ndarray) -> Response:
-    data = np.ascontiguousarray(array, dtype="<f4")
-    return Response(
-        data.tobytes(),
-        media_type=OCTET,
-        headers={"x-embedding-shape": ",".join(str(s) for s in data.shape), "x-embedding-dtype": "<f4"},
-    )
-
-
-def _ndjson_lines(array: np.ndarray) -> bytes:
-    if array.ndim == 1:
-        return b"".join(orjson.dumps(float(v)) + b"\n" for v in array.tolist())
-    return b"".join(orjson.dumps(row, option=_NUMPY) + b"\n" for row in array)
-
-
-class _Service:
-    """Holds the model and limits; its bound methods are the route endpoints."""
 
     def __init__(
         self,
         model: StaticSentenceTransformer,
         *,
+        routes: Sequence[RouteSpec],
         max_batch: int,
         max_input_chars: int,
         max_body_bytes: int,
@@ -158,6 +87,7 @@ class _Service:
         model_name: str | None,
     ) -> None:
         self.model = model
+        self.routes = tuple(routes)
         info: dict[str, Any] = dict(model.info()) if hasattr(model, "info") else {}
         dim = int(model.get_sentence_embedding_dimension() or info.get("dim") or 0)
         prompts = getattr(model, "prompts", None) or {}
@@ -170,22 +100,30 @@ class _Service:
         )
         self.stream_chunk = stream_chunk
         self.model_name = str(model_name or info.get("model") or "staticst")
-        self.info = {
+        self.info: dict[str, Any] = {
             **info,
             "model": self.model_name,
             "dim": dim,
             "layout": info.get("layout", "unknown"),
             "similarity_fn_name": getattr(model, "similarity_fn_name", "cosine"),
             "prompt_names": list(self.limits.prompt_names),
-            "formats": [JSON, OCTET, NDJSON],
+            "formats": list(FORMATS),
             "limits": {"max_batch": max_batch, "max_input_chars": max_input_chars, "max_body_bytes": max_body_bytes},
         }
-        self.info_body = orjson.dumps(self.info)
-        self.openapi_body = orjson.dumps(build_openapi(self.limits, self.model_name))
 
-    # ----------------------------------------------------------------- request plumbing
     async def read_json(self, request: Request) -> Any:
-        """Read the body within ``max_body_bytes`` and decode it as JSON."""
+        """Read the body within ``max_body_bytes`` and decode it as JSON.
+
+        Args:
+            request: The request.
+
+        Returns:
+            The decoded body.
+
+        Raises:
+            RequestError: 415 for a non-JSON Content-Type, 413 for a body over the limit, 400 for an
+                empty or malformed body (or a client that disconnected mid-body).
+        """
         content_type = request.headers.get("content-type")
         if content_type is not None:
             media = content_type.partition(";")[0].strip().lower()
@@ -234,9 +172,20 @@ class _Service:
             value=size,
         )
 
-    async def run_encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
-        """``model.encode(texts, **kwargs)``; large requests run in a worker thread."""
-        if len(texts) <= 64 and sum(map(len, texts)) <= INLINE_CHARS:
+    async def encode(self, texts: list[str], kwargs: dict[str, Any]) -> np.ndarray:
+        """``model.encode(texts, **kwargs)`` as a float32 matrix; large requests run in a worker thread.
+
+        Args:
+            texts: The texts (at least one).
+            kwargs: Keyword arguments of ``model.encode``.
+
+        Returns:
+            One row per text.
+
+        Raises:
+            RequestError: 422 when the model rejects the arguments.
+        """
+        if len(texts) <= INLINE_TEXTS and sum(map(len, texts)) <= INLINE_CHARS:
             return self._encode(texts, kwargs)
         return await anyio.to_thread.run_sync(self._encode, texts, kwargs)
 
@@ -248,110 +197,60 @@ class _Service:
         except (ValueError, TypeError, KeyError) as exc:
             raise RequestError(UNPROCESSABLE, f"the model rejected the request: {exc}") from exc
 
-    def _stream(self, texts: list[str], kwargs: dict[str, Any], line: Callable[[int, Any], bytes]) -> Response:
-        chunk = self.stream_chunk
 
-        async def lines() -> AsyncIterator[bytes]:
-            for start in range(0, len(texts), chunk):
-                part = await self.run_encode(texts[start : start + chunk], **kwargs)
-                yield b"".join(line(start + i, row) for i, row in enumerate(part))
+def _stream(
+    service: Service,
+    texts: list[str],
+    kwargs: dict[str, Any],
+    args: Args,
+    line: Callable[[Args, int, np.ndarray], bytes],
+) -> Response:
+    """A JSON Lines answer encoded and sent ``service.stream_chunk`` rows at a time."""
+    chunk = service.stream_chunk
 
-        return StreamingResponse(lines(), media_type=NDJSON)
+    async def lines() -> AsyncIterator[bytes]:
+        for start in range(0, len(texts), chunk):
+            part = await service.encode(texts[start : start + chunk], kwargs)
+            yield b"".join(line(args, start + i, row) for i, row in enumerate(part))
 
-    # ----------------------------------------------------------------- routes
-    async def embed(self, request: Request) -> Response:
+    return StreamingResponse(lines(), media_type=NDJSON)
+
+
+def _post_endpoint(service: Service, route: Post) -> Endpoint:
+    """The handler of a POST route: everything it needs is looked up here, once."""
+    if set(route.formats) != set(FORMATS):
+        raise ValueError(f"{route.path}: formats must render each of {', '.join(FORMATS)}")
+    validate = Validator(route.body, service.limits)
+    read_json, encode, model = service.read_json, service.encode, service.model
+    encode_args, then, line, style = route.encode, route.then, route.stream, route.errors
+    formats = dict(route.formats)
+    chunk = service.stream_chunk
+
+    async def endpoint(request: Request) -> Response:
         try:
             fmt = negotiate(request.headers.get("accept"))
-            args = parse_embed(await self.read_json(request), self.limits)
-            kwargs = {
-                "normalize_embeddings": args.normalize,
-                "truncate_dim": args.truncate_dim,
-                "prompt_name": args.prompt_name,
-            }
-            if fmt == NDJSON and len(args.texts) > self.stream_chunk:
-                return self._stream(args.texts, kwargs, lambda i, row: orjson.dumps(row, option=_NUMPY) + b"\n")
-            emb = await self.run_encode(args.texts, **kwargs)
+            args = validate(await read_json(request))
+            texts, kwargs = encode_args(args)
+            if line is not None and fmt == NDJSON and len(texts) > chunk:
+                return _stream(service, texts, kwargs, args, line)
+            result = await encode(texts, kwargs)
+            if then is not None:
+                result = then(model, result)
         except RequestError as exc:
-            return _error_response(exc)
-        if fmt == JSON:
-            return _json_response(emb)
-        if fmt == OCTET:
-            return _binary_response(emb)
-        return Response(_ndjson_lines(emb), media_type=NDJSON)
+            return error_response(exc, style)
+        return formats[fmt](service, args, result)
 
-    async def openai_embeddings(self, request: Request) -> Response:
-        try:
-            fmt = negotiate(request.headers.get("accept"))
-            args = parse_openai(await self.read_json(request), self.limits)
-            kwargs = {"normalize_embeddings": True, "truncate_dim": args.dimensions}
-            b64 = args.encoding_format == "base64"
+    return endpoint
 
-            def item(i: int, row: np.ndarray) -> dict[str, Any]:
-                vec: Any = base64.b64encode(np.ascontiguousarray(row, dtype="<f4").tobytes()).decode() if b64 else row
-                return {"object": "embedding", "index": i, "embedding": vec}
 
-            if fmt == NDJSON and len(args.texts) > self.stream_chunk:
-                return self._stream(
-                    args.texts, kwargs, lambda i, row: orjson.dumps(item(i, row), option=_NUMPY) + b"\n"
-                )
-            emb = await self.run_encode(args.texts, **kwargs)
-        except RequestError as exc:
-            return _error_response(exc, openai=True)
-        if fmt == OCTET:
-            return _binary_response(emb)
-        if fmt == NDJSON:
-            return Response(
-                b"".join(orjson.dumps(item(i, row), option=_NUMPY) + b"\n" for i, row in enumerate(emb)),
-                media_type=NDJSON,
-            )
-        tokens = self._count_tokens(args.texts)
-        return _json_response(
-            {
-                "object": "list",
-                "data": [item(i, row) for i, row in enumerate(emb)],
-                "model": self.model_name,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-            }
-        )
+def _get_endpoint(service: Service, route: Get) -> Endpoint:
+    """The handler of a GET route: its body is serialised once, here."""
+    body = orjson.dumps(route.payload(service))
 
-    def _count_tokens(self, texts: Sequence[str]) -> int:
-        tokenize = getattr(self.model, "tokenize", None)
-        if tokenize is None:
-            return 0
-        try:
-            features = tokenize(list(texts))
-            mask = features.get("attention_mask")
-            if mask is not None:  # padded 2-D ids (sentence-transformers style)
-                return int(np.asarray(mask).sum())
-            ids = features["input_ids"]
-            if isinstance(ids, np.ndarray) and ids.ndim == 1:  # staticst: flat ids of the whole batch
-                return int(ids.size)
-            return int(sum(len(row) for row in ids))
-        except Exception:  # noqa: BLE001 - usage is informational; never fail a request over it
-            return 0
+    async def endpoint(request: Request) -> Response:
+        return Response(body, media_type=JSON)
 
-    async def similarity(self, request: Request) -> Response:
-        try:
-            fmt = negotiate(request.headers.get("accept"))
-            args = parse_similarity(await self.read_json(request), self.limits)
-            emb = await self.run_encode([args.source, *args.sentences], prompt_name=args.prompt_name)
-            scores = np.asarray(self.model.similarity(emb[:1], emb[1:]), dtype=np.float32).reshape(-1)
-        except RequestError as exc:
-            return _error_response(exc)
-        if fmt == OCTET:
-            return _binary_response(scores)
-        if fmt == NDJSON:
-            return Response(_ndjson_lines(scores), media_type=NDJSON)
-        return _json_response(scores)
-
-    async def health(self, request: Request) -> Response:
-        return Response(b'{"status":"ok"}', media_type=JSON)
-
-    async def get_info(self, request: Request) -> Response:
-        return Response(self.info_body, media_type=JSON)
-
-    async def openapi(self, request: Request) -> Response:
-        return Response(self.openapi_body, media_type=JSON)
+    return endpoint
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -390,8 +289,9 @@ def create_app(
 ) -> Starlette:
     """Build the ASGI application serving ``model``.
 
-    Routes: ``POST /embed`` (text-embeddings-inference style), ``POST /v1/embeddings`` (OpenAI style),
-    ``POST /similarity``, ``GET /health``, ``GET /info`` and ``GET /openapi.json``.
+    Routes (:data:`staticst.server._routes.ROUTES`): ``POST /embed`` (text-embeddings-inference style),
+    ``POST /v1/embeddings`` (OpenAI style), ``POST /similarity``, ``GET /health``, ``GET /info`` and
+    ``GET /openapi.json``.
 
     Args:
         model: The model; only its public API is used (``encode``, ``similarity``,
@@ -418,8 +318,9 @@ def create_app(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if max_batch < 2:
         raise ValueError(f"max_batch must be at least 2 (/similarity needs a source and a sentence), got {max_batch}")
-    service = _Service(
+    service = Service(
         model,
+        routes=ROUTES,
         max_batch=max_batch,
         max_input_chars=max_input_chars,
         max_body_bytes=max_body_bytes,
@@ -427,12 +328,10 @@ def create_app(
         model_name=model_name,
     )
     routes = [
-        Route("/embed", service.embed, methods=["POST"]),
-        Route("/v1/embeddings", service.openai_embeddings, methods=["POST"]),
-        Route("/similarity", service.similarity, methods=["POST"]),
-        Route("/health", service.health, methods=["GET"]),
-        Route("/info", service.get_info, methods=["GET"]),
-        Route("/openapi.json", service.openapi, methods=["GET"]),
+        Route(spec.path, _post_endpoint(service, spec), methods=["POST"])
+        if isinstance(spec, Post)
+        else Route(spec.path, _get_endpoint(service, spec), methods=["GET"])
+        for spec in service.routes
     ]
     app = Starlette(
         routes=routes,

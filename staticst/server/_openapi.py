@@ -1,20 +1,103 @@
-"""The OpenAPI 3.1 document of the service, built from the live limits so it states them exactly."""
+"""The OpenAPI 3.1 document of the service, generated from the route table and the live limits.
+
+The request schemas come from the same :class:`~staticst.server._spec.Body` descriptions the validator
+walks (one JSON Schema per field kind here, one checker per kind in :mod:`staticst.server._validation`),
+and the limits are the live ones, so the document states exactly what the service accepts.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from staticst.server._errors import ErrorStyle
+from staticst.server._media import JSON, NDJSON, OCTET
+from staticst.server._spec import Body, Field, Get, Kind, Post, Route
 from staticst.server._validation import Limits
 
-__all__ = ["build_openapi"]
-
-_JSON = "application/json"
-_OCTET = "application/octet-stream"
-_NDJSON = "application/x-ndjson"
+__all__ = ["body_schema", "build_openapi", "field_schema"]
 
 
-def _error_responses(schema: str = "Error") -> dict[str, Any]:
-    error = {"content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+# ----------------------------------------------------------------------------- request schemas, one per kind
+def _text(limits: Limits) -> dict[str, Any]:
+    return {"type": "string", "maxLength": limits.max_input_chars}
+
+
+def _texts(f: Field, limits: Limits) -> dict[str, Any]:
+    text = _text(limits)
+    return {
+        "oneOf": [text, {"type": "array", "items": text, "minItems": 1, "maxItems": limits.max_batch}],
+        "description": f"{f.description} A text or a list of 1..{limits.max_batch} texts of at most "
+        f"{limits.max_input_chars} characters.",
+    }
+
+
+def _sentences(f: Field, limits: Limits) -> dict[str, Any]:
+    return {"type": "array", "items": _text(limits), "minItems": 1, "maxItems": limits.max_batch - 1}
+
+
+_SCHEMAS: dict[Kind, Callable[[Field, Limits], dict[str, Any]]] = {
+    "texts": _texts,
+    "text": lambda f, limits: _text(limits),
+    "sentences": _sentences,
+    "bool": lambda f, limits: {"type": "boolean"},
+    "dimension": lambda f, limits: {"type": "integer", "minimum": 1, "maximum": limits.dim},
+    "prompt-name": lambda f, limits: {"type": "string", "enum": list(limits.prompt_names)},
+    "string": lambda f, limits: {"type": "string"},
+    "enum": lambda f, limits: {"type": "string", "enum": list(f.values)},
+    "object": lambda f, limits: _object(f.fields, limits),
+}
+
+
+def _object(fields: Sequence[Field], limits: Limits) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": [f.name for f in fields if f.required],
+        "properties": {f.name: field_schema(f, limits) for f in fields},
+    }
+
+
+def field_schema(f: Field, limits: Limits) -> dict[str, Any]:
+    """The JSON Schema of one field: its kind's schema; ``null`` is allowed when the field is optional.
+
+    Args:
+        f: The field.
+        limits: The service limits and model facts.
+
+    Returns:
+        The schema, with the field's default and description.
+    """
+    schema = _SCHEMAS[f.kind](f, limits)
+    if not f.required:  # the validators read an optional field's null as "absent"
+        if "oneOf" in schema:
+            schema["oneOf"] = [*schema["oneOf"], {"type": "null"}]
+        else:
+            schema["type"] = [schema["type"], "null"]
+            if "enum" in schema:
+                schema["enum"] = [*schema["enum"], None]
+    if f.default is not None:
+        schema["default"] = f.default
+    schema.setdefault("description", f.description)
+    return schema
+
+
+def body_schema(body: Body, limits: Limits) -> dict[str, Any]:
+    """The JSON Schema of a request body: an object with exactly the described fields.
+
+    Args:
+        body: The request body description.
+        limits: The service limits and model facts.
+
+    Returns:
+        The schema (``additionalProperties: false``, the required fields, one property per field).
+    """
+    return _object(body.fields, limits)
+
+
+# ----------------------------------------------------------------------------- operations
+def _error_responses(style: ErrorStyle) -> dict[str, Any]:
+    error = {"content": {JSON: {"schema": {"$ref": f"#/components/schemas/{style.schema_name}"}}}}
     return {
         "400": {"description": "The body is not valid JSON.", **error},
         "406": {"description": "The Accept header names no supported format.", **error},
@@ -27,188 +110,85 @@ def _error_responses(schema: str = "Error") -> dict[str, Any]:
     }
 
 
-def _matrix_responses(
-    json_schema: dict[str, Any], line_schema: dict[str, Any], what: str, error_schema: str = "Error"
-) -> dict[str, Any]:
+_ACCEPT = {
+    "name": "Accept",
+    "in": "header",
+    "required": False,
+    "description": (
+        f"Response format: {JSON} (default, also for */* or no header), {OCTET} or "
+        f"{NDJSON} (q-values honoured); anything else is 406."
+    ),
+    "schema": {"type": "string", "pattern": rf"^(|{JSON}|{OCTET}|{NDJSON}|application/\*|\*/\*)$"},
+}
+
+
+def _post(route: Post) -> dict[str, Any]:
     return {
-        "200": {
-            "description": (
-                f"{what}. `application/octet-stream`: little-endian float32 rows, shape in the "
-                "`X-Embedding-Shape` header; `application/x-ndjson`: one row per line."
-            ),
-            "headers": {
-                "X-Embedding-Shape": {
-                    "description": "Comma-separated shape (binary format only).",
-                    "schema": {"type": "string"},
-                },
-                "X-Embedding-Dtype": {
-                    "description": "Always `<f4` (binary format only).",
-                    "schema": {"type": "string"},
-                },
-            },
-            "content": {
-                _JSON: {"schema": json_schema},
-                _OCTET: {"schema": {"type": "string", "format": "binary"}},
-                _NDJSON: {"schema": line_schema},
-            },
+        "summary": route.summary,
+        "parameters": [_ACCEPT],
+        "requestBody": {
+            "required": True,
+            "content": {JSON: {"schema": {"$ref": f"#/components/schemas/{route.body.name}"}}},
         },
-        **_error_responses(error_schema),
+        "responses": {
+            "200": {
+                "description": (
+                    f"{route.result}. `{OCTET}`: little-endian float32 rows, shape in the "
+                    f"`X-Embedding-Shape` header; `{NDJSON}`: one row per line."
+                ),
+                "headers": {
+                    "X-Embedding-Shape": {
+                        "description": "Comma-separated shape (binary format only).",
+                        "schema": {"type": "string"},
+                    },
+                    "X-Embedding-Dtype": {
+                        "description": "Always `<f4` (binary format only).",
+                        "schema": {"type": "string"},
+                    },
+                },
+                "content": {
+                    JSON: {"schema": route.json_schema},
+                    OCTET: {"schema": {"type": "string", "format": "binary"}},
+                    NDJSON: {"schema": route.line_schema},
+                },
+            },
+            **_error_responses(route.errors),
+        },
     }
 
 
-def _accept_parameter() -> dict[str, Any]:
+def _get(route: Get) -> dict[str, Any]:
     return {
-        "name": "Accept",
-        "in": "header",
-        "required": False,
-        "description": (
-            "Response format: application/json (default, also for */* or no header), application/octet-stream or "
-            "application/x-ndjson (q-values honoured); anything else is 406."
-        ),
-        "schema": {"type": "string", "pattern": r"^(|application/(json|octet-stream|x-ndjson|\*)|\*/\*)$"},
+        "summary": route.summary,
+        "responses": {"200": {"description": route.result, "content": {JSON: {"schema": route.schema}}}},
     }
 
 
-def build_openapi(limits: Limits, model_name: str) -> dict[str, Any]:
-    """The OpenAPI document for a service with these limits.
+def build_openapi(routes: Sequence[Route], limits: Limits, model_name: str) -> dict[str, Any]:
+    """The OpenAPI document for these routes with these limits.
 
     Args:
+        routes: The route table (:data:`staticst.server._routes.ROUTES`); a :class:`Get` route without a
+            schema is left out.
         limits: The service limits and model facts (dimension, prompt names).
         model_name: The served model's name (shown in the title).
 
     Returns:
         The OpenAPI 3.1 document as a dict.
     """
-    text = {"type": "string", "maxLength": limits.max_input_chars}
-    texts = {
-        "oneOf": [text, {"type": "array", "items": text, "minItems": 1, "maxItems": limits.max_batch}],
-        "description": f"A text or a list of 1..{limits.max_batch} texts of at most {limits.max_input_chars} characters.",
-    }
-    dim = {"type": ["integer", "null"], "minimum": 1, "maximum": limits.dim}
-    prompt_name: dict[str, Any] = {
-        "type": ["string", "null"],
-        "enum": [*limits.prompt_names, None],
-        "description": "Prepend the model's prompt of this name.",
-    }
-    vector = {"type": "array", "items": {"type": "number"}}
-    matrix = {"type": "array", "items": vector}
-    schemas: dict[str, Any] = {
-        "Error": {
-            "type": "object",
-            "required": ["error", "error_type"],
-            "properties": {
-                "error": {"type": "string"},
-                "error_type": {"type": "string"},
-                "param": {"type": "string"},
-                "limit": {"type": "integer"},
-                "value": {},
-            },
-        },
-        "OpenAIError": {
-            "type": "object",
-            "required": ["error"],
-            "properties": {
-                "error": {
-                    "type": "object",
-                    "required": ["message", "type", "code"],
-                    "properties": {
-                        "message": {"type": "string"},
-                        "type": {"type": "string"},
-                        "param": {"type": ["string", "null"]},
-                        "code": {"type": "string"},
-                        "limit": {"type": "integer"},
-                        "value": {},
-                    },
-                }
-            },
-        },
-        "EmbedRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["inputs"],
-            "properties": {
-                "inputs": texts,
-                "normalize": {"type": ["boolean", "null"], "default": True},
-                "truncate_dim": dim,
-                "prompt_name": prompt_name,
-                "truncate": {"type": ["boolean", "null"], "description": "Accepted for compatibility; no effect."},
-            },
-        },
-        "OpenAIEmbeddingsRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["input"],
-            "properties": {
-                "input": texts,
-                "model": {"type": ["string", "null"]},
-                "dimensions": dim,
-                "encoding_format": {"type": ["string", "null"], "enum": ["float", "base64", None]},
-                "user": {"type": ["string", "null"]},
-            },
-        },
-        "OpenAIEmbeddingsResponse": {
-            "type": "object",
-            "required": ["object", "data", "model", "usage"],
-            "properties": {
-                "object": {"const": "list"},
-                "data": {
-                    "type": "array",
-                    "items": {"$ref": "#/components/schemas/OpenAIEmbedding"},
-                },
-                "model": {"type": "string"},
-                "usage": {
-                    "type": "object",
-                    "properties": {"prompt_tokens": {"type": "integer"}, "total_tokens": {"type": "integer"}},
-                },
-            },
-        },
-        "OpenAIEmbedding": {
-            "type": "object",
-            "required": ["object", "index", "embedding"],
-            "properties": {
-                "object": {"const": "embedding"},
-                "index": {"type": "integer"},
-                "embedding": {"oneOf": [vector, {"type": "string", "contentEncoding": "base64"}]},
-            },
-        },
-        "SimilarityRequest": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["inputs"],
-            "properties": {
-                "inputs": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["source_sentence", "sentences"],
-                    "properties": {
-                        "source_sentence": text,
-                        "sentences": {
-                            "type": "array",
-                            "items": text,
-                            "minItems": 1,
-                            "maxItems": limits.max_batch - 1,
-                        },
-                    },
-                },
-                "prompt_name": prompt_name,
-                "truncate": {"type": ["boolean", "null"]},
-            },
-        },
-    }
-
-    def post(summary: str, request: str, responses: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "post": {
-                "summary": summary,
-                "parameters": [_accept_parameter()],
-                "requestBody": {
-                    "required": True,
-                    "content": {_JSON: {"schema": {"$ref": f"#/components/schemas/{request}"}}},
-                },
-                "responses": responses,
-            }
-        }
-
+    posts = [r for r in routes if isinstance(r, Post)]
+    schemas: dict[str, Any] = {}
+    for post in posts:
+        schemas.setdefault(post.errors.schema_name, post.errors.schema)
+    for post in posts:
+        schemas[post.body.name] = body_schema(post.body, limits)
+        schemas.update(post.components)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in routes:
+        if isinstance(route, Post):
+            paths.setdefault(route.path, {})["post"] = _post(route)
+        elif route.schema is not None:
+            paths.setdefault(route.path, {})["get"] = _get(route)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -216,70 +196,6 @@ def build_openapi(limits: Limits, model_name: str) -> dict[str, Any]:
             "version": "1",
             "description": "Static sentence embeddings over HTTP. Formats are chosen by the Accept header.",
         },
-        "paths": {
-            "/embed": post(
-                "Embed texts (text-embeddings-inference compatible); always a matrix, one row per input.",
-                "EmbedRequest",
-                _matrix_responses(matrix, vector, "The embeddings, one row per input"),
-            ),
-            "/v1/embeddings": post(
-                "Embed texts (OpenAI compatible); L2-normalised, truncated to `dimensions` first.",
-                "OpenAIEmbeddingsRequest",
-                _matrix_responses(
-                    {"$ref": "#/components/schemas/OpenAIEmbeddingsResponse"},
-                    {"$ref": "#/components/schemas/OpenAIEmbedding"},
-                    "The embeddings",
-                    "OpenAIError",
-                ),
-            ),
-            "/similarity": post(
-                "Similarity of the source sentence to each sentence (model.similarity).",
-                "SimilarityRequest",
-                _matrix_responses(vector, {"type": "number"}, "One score per sentence"),
-            ),
-            "/health": {
-                "get": {
-                    "summary": "Liveness.",
-                    "responses": {
-                        "200": {
-                            "description": "The service is up.",
-                            "content": {
-                                _JSON: {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["status"],
-                                        "properties": {"status": {"const": "ok"}},
-                                    }
-                                }
-                            },
-                        }
-                    },
-                }
-            },
-            "/info": {
-                "get": {
-                    "summary": "The served model: name, dimensions, layout, limits.",
-                    "responses": {
-                        "200": {
-                            "description": "Model and service facts.",
-                            "content": {
-                                _JSON: {
-                                    "schema": {
-                                        "type": "object",
-                                        "required": ["model", "dim", "layout", "limits"],
-                                        "properties": {
-                                            "model": {"type": "string"},
-                                            "dim": {"type": "integer"},
-                                            "layout": {"type": "string"},
-                                            "limits": {"type": "object"},
-                                        },
-                                    }
-                                }
-                            },
-                        }
-                    },
-                }
-            },
-        },
+        "paths": paths,
         "components": {"schemas": schemas},
     }

@@ -83,7 +83,7 @@ def build_app(
     Returns:
         The ASGI application.
     """
-    from staticst import StaticSentenceTransformer
+    from staticst.model import StaticSentenceTransformer
 
     model = StaticSentenceTransformer(model_name_or_path)
     return create_app(model, max_batch=max_batch, max_input_chars=max_input_chars, max_body_bytes=max_body_bytes)

@@ -1,0 +1,232 @@
+/*
+ * Pooling one text: the per-element segment sum in token order, then the reference family's finish.
+ *
+ * The arithmetic is exactly that of staticst.pooling (the numpy oracle), operation by operation:
+ *   - sums start at +0.0 and add rows (converted to the accumulator, times the token's weight) in token
+ *     order; the accumulator is float32 for float32 / float16 tables (and float32 weights), float64 for
+ *     int8 tables without weights and whenever a float64 operand is involved;
+ *   - model2vec: mean = sum / count in float32 when that equals numpy's float64 division rounded (float32
+ *     accumulator, count < 2**24), else the float64 quotient rounded; stored in the table's dtype (float16
+ *     tables: rounded to float16); normalise x / (||x|| + 1e-32) in float32;
+ *   - sentence-transformers: mean = sum / count in the accumulator; x / max(||x||, 1e-12);
+ *   - ||x|| is sqrt of numpy's pairwise sum of the float32 squares (8 accumulators, blocks of 128).
+ * Element order never depends on vector width, so results are the same on every CPU.
+ */
+#include "kernel.h"
+
+#include <math.h>
+#include <string.h>
+
+#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__) && !defined(ST_NO_CLONES)
+#define ST_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define ST_CLONES
+#endif
+
+float st_f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
+    uint32_t exp = (h >> 10) & 0x1fu;
+    uint32_t man = h & 0x3ffu;
+    uint32_t bits;
+    if (exp == 0) {
+        if (man == 0) {
+            bits = sign;
+        } else { /* subnormal: normalise */
+            exp = 127 - 15 + 1;
+            while (!(man & 0x400u)) {
+                man <<= 1;
+                exp--;
+            }
+            man &= 0x3ffu;
+            bits = sign | (exp << 23) | (man << 13);
+        }
+    } else if (exp == 0x1f) {
+        bits = sign | 0x7f800000u | (man << 13);
+    } else {
+        bits = sign | ((exp + 127 - 15) << 23) | (man << 13);
+    }
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+}
+
+uint16_t st_f32_to_f16(float value) {
+    /* IEEE round to nearest, ties to even (what numpy's astype(float16) does) */
+    uint32_t f;
+    memcpy(&f, &value, 4);
+    uint16_t sign = (uint16_t)((f >> 16) & 0x8000u);
+    int32_t e = (int32_t)((f >> 23) & 0xffu) - 127;
+    uint32_t man = f & 0x007fffffu;
+    if (e == 128) /* Inf or NaN (a NaN stays a NaN) */
+        return (uint16_t)(sign | 0x7c00u | (man ? (0x200u | (man >> 13)) : 0u));
+    if (e >= 16) return (uint16_t)(sign | 0x7c00u); /* overflow */
+    if (e >= -14) {                                  /* a normal half (a carry may round it up to Inf) */
+        uint32_t m = man >> 13, rest = man & 0x1fffu;
+        if (rest > 0x1000u || (rest == 0x1000u && (m & 1u))) m++;
+        return (uint16_t)(sign + ((uint32_t)(e + 15) << 10) + m);
+    }
+    uint32_t shift = (uint32_t)(13 + (-14 - e)); /* a subnormal half, or zero */
+    if (shift >= 32) return sign;
+    uint32_t full = man | 0x00800000u;
+    uint32_t m = full >> shift, rest = full & ((1u << shift) - 1u), half = 1u << (shift - 1);
+    if (rest > half || (rest == half && (m & 1u))) m++;
+    return (uint16_t)(sign + m);
+}
+
+static inline float round_f16(float x) { return st_f16_to_f32(st_f32_to_f16(x)); }
+
+static float f16_table[65536]; /* every half as a float (exact), filled once by st_pool_init */
+
+void st_pool_init(void) {
+    for (uint32_t h = 0; h < 65536u; h++) f16_table[h] = st_f16_to_f32((uint16_t)h);
+}
+
+float st_pairwise_f32(const float *a, Py_ssize_t n) {
+    if (n < 8) {
+        float res = 0.0f;
+        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        float r[8];
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        Py_ssize_t i;
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return st_pairwise_f32(a, n2) + st_pairwise_f32(a + n2, n - n2);
+}
+
+/* ------------------------------------------------------------------ segment sums */
+
+ST_CLONES static void add_f32(float *restrict acc, const float *restrict row, Py_ssize_t dim) {
+    for (Py_ssize_t d = 0; d < dim; d++) acc[d] += row[d];
+}
+
+ST_CLONES static void add_f32_w(float *restrict acc, const float *restrict row, float w, Py_ssize_t dim) {
+    for (Py_ssize_t d = 0; d < dim; d++) acc[d] += row[d] * w;
+}
+
+ST_CLONES static void add_i8_f32w(float *restrict acc, const int8_t *restrict row, float w, Py_ssize_t dim) {
+    for (Py_ssize_t d = 0; d < dim; d++) acc[d] += (float)row[d] * w;
+}
+
+ST_CLONES static void add_i8_f64(double *restrict acc, const int8_t *restrict row, Py_ssize_t dim) {
+    for (Py_ssize_t d = 0; d < dim; d++) acc[d] += (double)row[d];
+}
+
+static void add_f16_f32(float *restrict acc, const uint16_t *restrict row, Py_ssize_t dim, int has_w, float w) {
+    if (has_w)
+        for (Py_ssize_t d = 0; d < dim; d++) acc[d] += f16_table[row[d]] * w;
+    else
+        for (Py_ssize_t d = 0; d < dim; d++) acc[d] += f16_table[row[d]];
+}
+
+static double row_weight(const st_pool *p, int32_t id) {
+    return p->weights_dtype == ST_F64 ? ((const double *)p->weights)[id] : (double)((const float *)p->weights)[id];
+}
+
+static void sums_f32(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *acc) {
+    Py_ssize_t dim = p->dim;
+    memset(acc, 0, (size_t)dim * sizeof(float));
+    const int has_w = p->weights != NULL;
+    for (Py_ssize_t t = 0; t < n; t++) {
+        int32_t id = ids[t];
+        int64_t row = p->mapping ? p->mapping[id] : id;
+        float w = has_w ? ((const float *)p->weights)[id] : 1.0f; /* float32 weights: acc is float32 */
+        switch (p->dtype) {
+        case ST_F32: {
+            const float *r = (const float *)p->table + (size_t)row * (size_t)dim;
+            if (has_w)
+                add_f32_w(acc, r, w, dim);
+            else
+                add_f32(acc, r, dim);
+            break;
+        }
+        case ST_F16:
+            add_f16_f32(acc, (const uint16_t *)p->table + (size_t)row * (size_t)dim, dim, has_w, w);
+            break;
+        case ST_I8: /* float32 accumulator only with float32 weights */
+            add_i8_f32w(acc, (const int8_t *)p->table + (size_t)row * (size_t)dim, w, dim);
+            break;
+        }
+    }
+}
+
+static void sums_f64(const st_pool *p, const int32_t *ids, Py_ssize_t n, double *acc) {
+    Py_ssize_t dim = p->dim;
+    memset(acc, 0, (size_t)dim * sizeof(double));
+    const int has_w = p->weights != NULL;
+    for (Py_ssize_t t = 0; t < n; t++) {
+        int32_t id = ids[t];
+        int64_t row = p->mapping ? p->mapping[id] : id;
+        size_t base = (size_t)row * (size_t)dim;
+        if (p->dtype == ST_I8 && !has_w) {
+            add_i8_f64(acc, (const int8_t *)p->table + base, dim);
+            continue;
+        }
+        double w = has_w ? row_weight(p, id) : 1.0;
+        for (Py_ssize_t d = 0; d < dim; d++) {
+            double x;
+            switch (p->dtype) {
+            case ST_F64: x = ((const double *)p->table)[base + d]; break;
+            case ST_F32: x = (double)((const float *)p->table)[base + d]; break;
+            case ST_F16: x = (double)f16_table[((const uint16_t *)p->table)[base + d]]; break;
+            default: x = (double)((const int8_t *)p->table)[base + d]; break;
+            }
+            acc[d] += has_w ? x * w : x;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ finish */
+
+static void l2_normalize(float *x, Py_ssize_t dim, float *sq, int arithmetic) {
+    for (Py_ssize_t d = 0; d < dim; d++) sq[d] = x[d] * x[d];
+    float norm = sqrtf(st_pairwise_f32(sq, dim));
+    float div = arithmetic == 0 ? norm + 1e-32f : (norm < 1e-12f ? 1e-12f : norm);
+    for (Py_ssize_t d = 0; d < dim; d++) x[d] = x[d] / div;
+}
+
+void st_pool_text(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out, double *scratch) {
+    Py_ssize_t dim = p->dim;
+    double denom = (double)n;
+    if (p->weight_sum && p->weights) {
+        denom = 0.0;
+        for (Py_ssize_t t = 0; t < n; t++) denom += row_weight(p, ids[t]);
+    }
+    double safe = denom == 0.0 ? 1.0 : denom;
+    float *sq = (float *)(scratch + dim);
+    const int f16_out = p->arithmetic == 0 && p->dtype == ST_F16; /* model2vec stores float16 means */
+    if (!p->acc64) {
+        float *acc = (float *)scratch;
+        sums_f32(p, ids, n, acc);
+        if (p->arithmetic == 0) {
+            if (!p->weight_sum && safe < 16777216.0) {
+                float c = (float)safe;
+                for (Py_ssize_t d = 0; d < dim; d++) out[d] = acc[d] / c;
+            } else {
+                for (Py_ssize_t d = 0; d < dim; d++) out[d] = (float)((double)acc[d] / safe);
+            }
+        } else {
+            float c = (float)safe;
+            for (Py_ssize_t d = 0; d < dim; d++) out[d] = acc[d] / c;
+        }
+    } else {
+        double *acc = scratch;
+        sums_f64(p, ids, n, acc);
+        for (Py_ssize_t d = 0; d < dim; d++) out[d] = (float)(acc[d] / safe);
+    }
+    if (f16_out)
+        for (Py_ssize_t d = 0; d < dim; d++) out[d] = round_f16(out[d]);
+    if (p->normalize) {
+        l2_normalize(out, dim, sq, p->arithmetic);
+        if (f16_out)
+            for (Py_ssize_t d = 0; d < dim; d++) out[d] = round_f16(out[d]);
+    }
+}

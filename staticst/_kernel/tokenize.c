@@ -1,0 +1,281 @@
+/*
+ * Tokenizing one ASCII text with a verified plan (staticst.tokenization.plan): the careful route of the
+ * Python fast path, byte for byte.
+ *
+ *   1. not ASCII, refused by the family (Llama: a leading or a double space), or holding a raw substring
+ *      (an added token, a pair the normaliser does not map character by character) -> Hugging Face;
+ *   2. normalise with the plan's 128-entry table (deletions, lowercasing, any per-character mapping);
+ *   3. holding a normalised substring -> Hugging Face; prepend a space if the family does;
+ *   4. cut into keys by the family's rules and look each key up (shared table, then the call's overlay).
+ *
+ * Token rules (truncation, then unknown-token removal) are applied to the ids of the whole text.
+ */
+#include "kernel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static void *grow(void *data, size_t len, size_t cap, size_t item, int *borrowed) {
+    if (!*borrowed) return realloc(data, cap * item);
+    void *fresh = malloc(cap * item);
+    if (fresh && len) memcpy(fresh, data, len * item);
+    if (fresh) *borrowed = 0;
+    return fresh;
+}
+
+int st_ibuf_reserve(st_ibuf *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + extra) cap *= 2;
+    int32_t *data = grow(b->data, b->len, cap, sizeof(int32_t), &b->borrowed);
+    if (!data) return -1;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+int st_cbuf_reserve(st_cbuf *b, size_t extra) {
+    if (b->len + extra <= b->cap) return 0;
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap < b->len + extra) cap *= 2;
+    char *data = grow(b->data, b->len, cap, 1, &b->borrowed);
+    if (!data) return -1;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+void st_ibuf_free(st_ibuf *b) {
+    if (!b->borrowed) free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+void st_cbuf_free(st_cbuf *b) {
+    if (!b->borrowed) free(b->data);
+    memset(b, 0, sizeof(*b));
+}
+
+int st_spans_push(st_spans *s, uint32_t off, uint32_t len) {
+    if (s->len == s->cap) {
+        size_t cap = s->cap ? s->cap * 2 : 256;
+        st_span *data = realloc(s->data, cap * sizeof(st_span));
+        if (!data) return -1;
+        s->data = data;
+        s->cap = cap;
+    }
+    s->data[s->len].off = off;
+    s->data[s->len].len = len;
+    s->len++;
+    return 0;
+}
+
+void st_scratch_free(st_scratch *s) {
+    st_cbuf_free(&s->norm);
+    st_cbuf_free(&s->misskeys);
+    free(s->misses.data);
+    memset(s, 0, sizeof(*s));
+}
+
+/* Rust char::is_whitespace on ASCII */
+static inline int is_ws(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+/* Rust char::is_ascii_punctuation */
+static inline int is_punct(unsigned char c) {
+    return (c >= '!' && c <= '/') || (c >= ':' && c <= '@') || (c >= '[' && c <= '`') || (c >= '{' && c <= '~');
+}
+static inline int is_word(unsigned char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+static int contains(const char *hay, size_t n, const char *needle, size_t m) {
+    if (m == 0) return 1;
+    if (m > n) return 0;
+    return memmem(hay, n, needle, m) != NULL;
+}
+
+/* Look one key up and append its ids; returns 0 found, 1 missing, -1 out of memory. */
+static inline int lookup(const st_gen *gen, const st_gen *overlay, const char *key, size_t len, st_ibuf *out) {
+    uint64_t h = st_hash(key, len);
+    const st_entry *e = st_gen_find(gen, key, len, h);
+    const st_gen *owner = gen;
+    if (!e && overlay) {
+        e = st_gen_find(overlay, key, len, h);
+        owner = overlay;
+    }
+    if (!e) return 1;
+    if (e->n_ids) {
+        if (st_ibuf_reserve(out, e->n_ids)) return -1;
+        memcpy(out->data + out->len, owner->ids + e->ids_off, (size_t)e->n_ids * sizeof(int32_t));
+        out->len += e->n_ids;
+    }
+    return 0;
+}
+
+Py_ssize_t st_apply_rules(const st_plan *plan, int32_t *ids, Py_ssize_t n) {
+    if (plan->max_length >= 0 && n > plan->max_length) {
+        if (plan->truncate_left) memmove(ids, ids + (n - plan->max_length), (size_t)plan->max_length * sizeof(int32_t));
+        n = plan->max_length;
+    }
+    if (plan->drop_unknown && plan->unk_id >= 0) {
+        Py_ssize_t k = 0;
+        for (Py_ssize_t i = 0; i < n; i++)
+            if (ids[i] != plan->unk_id) ids[k++] = ids[i];
+        n = k;
+    }
+    return n;
+}
+
+/* the keys of the normalised text s[0:n], per family; each key is looked up as it is found */
+#define KEY(start, end)                                                                   \
+    do {                                                                                  \
+        int r_ = lookup(gen, overlay, s + (start), (size_t)((end) - (start)), out);        \
+        if (r_ < 0) return ST_NOMEM;                                                      \
+        if (r_ > 0) {                                                                     \
+            missed = 1;                                                                   \
+            if (collect) {                                                                \
+                size_t klen_ = (size_t)((end) - (start));                                 \
+                if (st_cbuf_reserve(&scratch->misskeys, klen_)) return ST_NOMEM;          \
+                memcpy(scratch->misskeys.data + scratch->misskeys.len, s + (start), klen_); \
+                if (st_spans_push(&scratch->misses, (uint32_t)scratch->misskeys.len, (uint32_t)klen_)) \
+                    return ST_NOMEM;                                                      \
+                scratch->misskeys.len += klen_;                                           \
+            } else {                                                                      \
+                return ST_MISS;                                                           \
+            }                                                                             \
+        }                                                                                 \
+    } while (0)
+
+static int split_keys(const st_plan *plan, const st_gen *gen, const st_gen *overlay, const char *s, size_t n,
+                      st_ibuf *out, st_scratch *scratch, int collect, int *missed_out) {
+    int missed = 0;
+    size_t i = 0;
+    switch (plan->mode) {
+    case ST_MODE_WHITESPACE:
+        while (i < n) {
+            while (i < n && is_ws((unsigned char)s[i])) i++;
+            if (i >= n) break;
+            size_t start = i;
+            while (i < n && !is_ws((unsigned char)s[i])) i++;
+            KEY(start, i);
+        }
+        break;
+    case ST_MODE_BERT:
+        while (i < n) {
+            unsigned char c = (unsigned char)s[i];
+            if (is_ws(c)) {
+                i++;
+                continue;
+            }
+            size_t start = i;
+            if (is_punct(c)) {
+                i++;
+            } else {
+                while (i < n && !is_ws((unsigned char)s[i]) && !is_punct((unsigned char)s[i])) i++;
+            }
+            KEY(start, i);
+        }
+        break;
+    case ST_MODE_WORDS:
+        while (i < n) {
+            unsigned char c = (unsigned char)s[i];
+            if (is_ws(c)) {
+                i++;
+                continue;
+            }
+            size_t start = i;
+            if (is_word(c)) {
+                while (i < n && is_word((unsigned char)s[i])) i++;
+            } else {
+                while (i < n && !is_word((unsigned char)s[i]) && !is_ws((unsigned char)s[i])) i++;
+            }
+            KEY(start, i);
+        }
+        break;
+    case ST_MODE_METASPACE: /* the regex "[ ]?[^ ]+|[ ]" */
+        while (i < n) {
+            size_t start = i;
+            if (s[i] == ' ') {
+                i++;
+                if (i < n && s[i] != ' ')
+                    while (i < n && s[i] != ' ') i++;
+            } else {
+                while (i < n && s[i] != ' ') i++;
+            }
+            KEY(start, i);
+        }
+        break;
+    case ST_MODE_LLAMA: /* str.split(" "): every piece, empty ones included */
+        if (n == 0) break;
+        for (;;) {
+            size_t start = i;
+            while (i < n && s[i] != ' ') i++;
+            KEY(start, i);
+            if (i >= n) break;
+            i++; /* the space */
+            if (i == n) {
+                KEY(n, n); /* a trailing space: the last piece is empty */
+                break;
+            }
+        }
+        break;
+    default:
+        return ST_HF;
+    }
+    *missed_out = missed;
+    return ST_OK;
+}
+
+int st_tokenize_text(const st_plan *plan, const st_gen *gen, const st_gen *overlay, const char *text,
+                     Py_ssize_t len, int is_ascii, st_ibuf *out, st_scratch *scratch, int collect) {
+    if (!is_ascii || plan->mode == ST_MODE_NONE) return ST_HF;
+    if (plan->char_limit >= 0 && len > plan->char_limit) len = plan->char_limit; /* ASCII: chars == bytes */
+    if (plan->mode == ST_MODE_LLAMA) {
+        if (len > 0 && text[0] == ' ') return ST_HF;
+        if (contains(text, (size_t)len, "  ", 2)) return ST_HF;
+    }
+    if (plan->n_raw) {
+        int flagged = 0;
+        for (Py_ssize_t i = 0; i < len && !flagged; i++) flagged = plan->special[(unsigned char)text[i]];
+        if (flagged)
+            for (int k = 0; k < plan->n_raw; k++)
+                if (contains(text, (size_t)len, plan->raw[k], plan->raw_len[k])) return ST_HF;
+    }
+    st_cbuf *norm = &scratch->norm;
+    norm->len = 0;
+    if (st_cbuf_reserve(norm, (size_t)len * ST_MAX_NORM + 1)) return ST_NOMEM;
+    char *w = norm->data;
+    if (plan->prepend_space) *w++ = ' '; /* kept below only before non-empty text not starting with a space */
+    for (Py_ssize_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        uint8_t k = plan->norm_len[c];
+        if (k == 1) {
+            *w++ = plan->norm_out[c][0];
+        } else if (k) {
+            memcpy(w, plan->norm_out[c], k);
+            w += k;
+        }
+    }
+    char *base = norm->data + (plan->prepend_space ? 1 : 0); /* the normalised text */
+    size_t nb = (size_t)(w - base);
+    for (int k = 0; k < plan->n_norm; k++)
+        if (contains(base, nb, plan->norm[k], plan->norm_len_sub[k])) return ST_HF;
+    char *s = base;
+    size_t n = nb;
+    if (plan->prepend_space && nb > 0 && base[0] != ' ') { /* a space before non-empty text not starting with one */
+        s = norm->data;
+        n = nb + 1;
+    }
+    size_t start = out->len;
+    int missed = 0;
+    int status = split_keys(plan, gen, overlay, s, n, out, scratch, collect, &missed);
+    if (status != ST_OK) {
+        out->len = start;
+        return status;
+    }
+    if (missed) {
+        out->len = start;
+        return ST_MISS;
+    }
+    Py_ssize_t kept = st_apply_rules(plan, out->data + start, (Py_ssize_t)(out->len - start));
+    out->len = start + (size_t)kept;
+    return ST_OK;
+}

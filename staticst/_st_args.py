@@ -1,0 +1,256 @@
+"""sentence-transformers argument handling for the facade: checks, input coercion and output conversion.
+
+Everything here mirrors what ``SentenceTransformer`` 6.2 accepts and returns; none of it knows about
+tables or tokenizers (that is :mod:`staticst.engine`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from staticst import util
+from staticst.errors import MissingDependencyError
+
+__all__ = [
+    "ALLOWED_PRECISIONS",
+    "PLAIN_OPTIONS",
+    "SIMILARITY_FN_NAMES",
+    "Precision",
+    "as_texts",
+    "check_device",
+    "check_encode_options",
+    "check_init_options",
+    "check_positive",
+    "check_truncate_dim",
+    "convert_output",
+    "initial_prompts",
+    "resolve_prompt",
+    "warn_non_cpu_workers",
+    "warn_once",
+]
+
+Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+ALLOWED_PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
+SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
+#: ``(precision, output_value, convert_to_numpy, convert_to_tensor, device, pool, chunk_size)`` at their
+#: defaults: an ``encode(str)`` call with these options (and no others) takes the engine's single-text path.
+PLAIN_OPTIONS = ("float32", "sentence_embedding", True, False, None, None, None)
+_ENCODE_KWARGS = {"task", "processing_kwargs"}
+_NO_EFFECT_INIT = ("model_kwargs", "processor_kwargs", "tokenizer_kwargs", "config_kwargs")
+logger = logging.getLogger("staticst.model")
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str) -> None:
+    """Emit ``message`` as a ``UserWarning`` the first time ``key`` is seen in this process."""
+    if key not in _warned:
+        _warned.add(key)
+        warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def warn_non_cpu_workers(devices: Sequence[Any]) -> None:
+    """Warn once that worker devices other than ``"cpu"`` still start CPU workers."""
+    if any(str(d) != "cpu" for d in devices):
+        warn_once(f"device:{list(devices)}", f"staticst runs on the CPU; devices {list(devices)!r} start CPU workers.")
+
+
+def check_device(device: Any) -> None:
+    """Warn once that a device other than ``"cpu"`` has no effect."""
+    if device is None:
+        return
+    if isinstance(device, list) or str(device) != "cpu":
+        warn_once(f"device:{device}", f"staticst runs on the CPU with numpy; device={device!r} has no effect.")
+
+
+def check_positive(name: str, value: Any) -> None:
+    """Raise ``ValueError`` unless ``value`` is a positive integer (``bool`` is not an integer here)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value}.")
+
+
+def check_truncate_dim(truncate_dim: Any) -> None:
+    """Raise ``ValueError`` unless ``truncate_dim`` is a positive integer."""
+    if isinstance(truncate_dim, bool) or not isinstance(truncate_dim, (int, np.integer)) or truncate_dim <= 0:
+        raise ValueError(f"truncate_dim must be a positive integer or None, got {truncate_dim!r}.")
+
+
+def check_init_options(
+    kwargs: Mapping[str, Any],
+    token: bool | str | None,
+    use_auth_token: bool | str | None,
+    device: Any,
+    backend: str,
+    trust_remote_code: bool,
+    truncate_dim: Any,
+) -> bool | str | None:
+    """The checks the constructor makes of its options; returns the Hub token to use.
+
+    Raises:
+        TypeError: An unknown keyword argument.
+        ValueError: Both ``token`` and ``use_auth_token``, an unknown ``backend`` or a bad ``truncate_dim``.
+    """
+    unknown = sorted(set(kwargs) - set(_NO_EFFECT_INIT))
+    if unknown:
+        raise TypeError(
+            f"StaticSentenceTransformer() got unexpected keyword argument(s) {unknown}. Accepted: "
+            "device, prompts, default_prompt_name, cache_folder, trust_remote_code, revision, local_files_only, "
+            f"token, truncate_dim, similarity_fn_name, model_card_data, backend, kernel, {', '.join(_NO_EFFECT_INIT)}."
+        )
+    for key in kwargs:
+        if kwargs[key]:
+            warn_once(f"init:{key}", f"StaticSentenceTransformer ignores {key}: a static model has no {key[:-7]}.")
+    if use_auth_token is not None:
+        if token is not None:
+            raise ValueError("Both `token` and `use_auth_token` are specified. Please only specify `token`.")
+        token = use_auth_token
+    check_device(device)
+    if backend not in ("torch", "onnx", "openvino"):
+        raise ValueError(f"backend must be 'torch', 'onnx' or 'openvino', got {backend!r}.")
+    if trust_remote_code:
+        warn_once("init:trust_remote_code", "staticst never runs remote code; trust_remote_code has no effect.")
+    if truncate_dim is not None:
+        check_truncate_dim(truncate_dim)
+    return token
+
+
+def initial_prompts(
+    st_config: Mapping[str, Any], prompts: Mapping[str, str] | None, default_prompt_name: str | None
+) -> tuple[dict[str, str], str | None]:
+    """The prompts and default prompt name of a loaded model: saved ones, overridden by the constructor's.
+
+    Raises:
+        ValueError: The default prompt name is not one of the prompts.
+    """
+    merged: dict[str, str] = {"query": "", "document": ""}
+    merged.update({str(k): str(v) for k, v in dict(st_config.get("prompts") or {}).items() if v is not None})
+    if prompts:
+        merged.update(prompts)
+    default = default_prompt_name if default_prompt_name is not None else st_config.get("default_prompt_name")
+    if default is not None and default not in merged:
+        raise ValueError(
+            f"Default prompt name {default!r} is not in the prompts {sorted(merged)}. "
+            "Add it to `prompts` or pick one of those names."
+        )
+    return merged, default
+
+
+def check_encode_options(
+    model_name: str, batch_size: Any, precision: Any, output_value: Any, kwargs: dict[str, Any]
+) -> None:
+    """The checks ``encode`` makes of its options (as sentence-transformers makes them).
+
+    Raises:
+        ValueError: An unknown keyword argument, a bad ``batch_size``, ``precision`` or ``output_value``.
+    """
+    unused = set(kwargs) - _ENCODE_KWARGS
+    if unused:
+        raise ValueError(
+            f"{model_name}.encode() has been called with additional keyword arguments that this model "
+            f"does not use: {sorted(unused)}. As per {model_name}.get_model_kwargs(), this model does "
+            "not accept any additional keyword arguments."
+        )
+    if kwargs.get("processing_kwargs"):
+        warn_once("encode:processing_kwargs", "processing_kwargs has no effect on a static model.")
+    check_positive("batch_size", batch_size)
+    if precision not in ALLOWED_PRECISIONS:
+        raise ValueError(f"Precision {precision!r} is not supported, must be one of {set(ALLOWED_PRECISIONS)}")
+    if output_value not in ("sentence_embedding", None):
+        raise ValueError(
+            f"output_value={output_value!r} is not available: a static model has no contextual token embeddings. "
+            "Use output_value='sentence_embedding' (or None)."
+        )
+
+
+def resolve_prompt(
+    prompts: Mapping[str, str], default_prompt_name: str | None, prompt: str | None, prompt_name: str | None
+) -> str | None:
+    """The prompt text ``encode`` prepends: ``prompt``, else ``prompts[prompt_name]``, else the default prompt's.
+
+    Raises:
+        ValueError: ``prompt_name`` is not a key of ``prompts``.
+    """
+    if prompt is None:
+        if prompt_name is not None:
+            if prompt_name not in prompts:
+                raise ValueError(
+                    f"Prompt name '{prompt_name}' not found in the configured prompts dictionary with keys "
+                    f"{list(prompts.keys())!r}."
+                )
+            return prompts[prompt_name]
+        if default_prompt_name is not None:
+            return prompts.get(default_prompt_name)
+        return None
+    if prompt_name is not None:
+        logger.warning(
+            "Provide either a `prompt`, a `prompt_name`, or neither, but not both. "
+            "Ignoring the `prompt_name` in favor of `prompt`."
+        )
+    return prompt
+
+
+def as_texts(inputs: Any) -> tuple[list[str], bool]:
+    """``(texts, single)``: the inputs of ``encode`` as a list of ``str``, and whether one ``str`` was given.
+
+    Raises:
+        TypeError: The inputs are not a ``str``, a sequence of ``str`` or a 1-D array of ``str``.
+    """
+    if isinstance(inputs, str):
+        return [inputs], True
+    if isinstance(inputs, np.ndarray):
+        if inputs.ndim != 1 or inputs.dtype.kind not in "UO":
+            raise TypeError(f"encode() takes a str or a 1-D array of str; got an array of {inputs.dtype} {inputs.shape}.")
+        texts = inputs.tolist()
+    elif isinstance(inputs, (list, tuple)) or (
+        hasattr(inputs, "__iter__") and hasattr(inputs, "__len__") and not isinstance(inputs, (bytes, dict))
+    ):
+        texts = list(inputs)
+    else:
+        raise TypeError(f"encode() takes a str or a list of str, got {type(inputs).__name__}.")
+    if not all(issubclass(kind, str) for kind in set(map(type, texts))):  # one C-level pass over texts
+        i, t = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
+        raise TypeError(f"encode() inputs must all be str; item {i} is {type(t).__name__}: {t!r:.80}.")
+    return texts, False
+
+
+def _import_torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "convert_to_tensor=True / convert_to_numpy=False return torch tensors, but torch is not installed. "
+            "Install it (`pip install torch`) or keep the default numpy output."
+        ) from exc
+    return torch
+
+
+def convert_output(
+    emb: np.ndarray,
+    *,
+    n: int,
+    single: bool,
+    output_value: str | None,
+    precision: str,
+    convert_to_numpy: bool,
+    convert_to_tensor: bool,
+) -> Any:
+    """``encode``'s return value from the float32 rows, as sentence-transformers shapes it."""
+    if output_value is None:
+        rows = [{"sentence_embedding": row} for row in emb]
+        return rows[0] if single else rows
+    result: Any = emb
+    if n and precision != "float32":
+        result = util.quantize_embeddings(emb, precision=precision)
+    if convert_to_tensor or not convert_to_numpy:
+        torch = _import_torch()
+        if convert_to_tensor:
+            result = torch.as_tensor(result) if n else torch.tensor([])
+        else:
+            result = list(torch.from_numpy(np.asarray(result)))
+    elif not n:
+        result = np.array([])
+    return result[0] if single else result

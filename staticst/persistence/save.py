@@ -1,0 +1,156 @@
+"""Writing a model folder that staticst, model2vec and sentence-transformers all load.
+
+A model is written in its family's ``save_layout`` (:mod:`staticst.families`); :data:`WRITERS` holds, per
+layout, how the table (and ``mapping`` / ``weights``) become tensors, which module entry ``modules.json``
+gets, and where the token limit is kept (model2vec: ``config.json``'s ``max_length``; sentence-transformers:
+the tokenizer's own truncation, which is what sentence-transformers applies). Every layout also gets ``tokenizer.json`` (with the padding and truncation it was
+loaded with), ``config_sentence_transformers.json`` (prompts, default prompt, similarity; read back for
+every layout), a ``1_Normalize`` module when output is normalised, and optionally a model card.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tokenizers import Tokenizer
+
+from staticst.persistence.io import write_safetensors
+from staticst.persistence.layout import ST_CONFIG_FILE
+
+__all__ = ["WRITERS", "LayoutWriter", "SavedModel", "model_card", "write_model"]
+
+_STATIC = "sentence_transformers.models.StaticEmbedding"
+_NORMALIZE = "sentence_transformers.models.Normalize"
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """What :func:`write_model` writes.
+
+    Attributes:
+        layout: The layout to write (a key of :data:`TENSOR_WRITERS`).
+        table: The embedding table.
+        mapping: Token id -> table row (vocabulary-quantized models), or ``None``.
+        weights: Per-token-id weights, or ``None``.
+        tokenizer: The tokenizer to save (with the padding / truncation it was loaded with).
+        normalize: Whether the model's output is L2-normalised.
+        max_length: The token limit in force.
+        truncation_side: ``"right"`` or ``"left"``: which tokens the limit keeps.
+        config: The model2vec config the model was loaded with (its other keys are kept).
+        st_config: The contents of ``config_sentence_transformers.json``.
+    """
+
+    layout: str
+    table: np.ndarray
+    mapping: np.ndarray | None
+    weights: np.ndarray | None
+    tokenizer: Tokenizer
+    normalize: bool
+    max_length: int | None
+    truncation_side: str
+    config: dict[str, Any]
+    st_config: dict[str, Any]
+
+
+def _model2vec_tensors(model: SavedModel, folder: Path) -> dict[str, Any]:
+    """model2vec: the table as it is (+ mapping / weights) and ``config.json``; module path ``"."``."""
+    tensors = {"embeddings": np.asarray(model.table)}
+    if model.mapping is not None:
+        tensors["mapping"] = model.mapping
+    if model.weights is not None:
+        tensors["weights"] = np.asarray(model.weights)
+    write_safetensors(folder / "model.safetensors", tensors)
+    config = dict(model.config)
+    config["normalize"] = model.normalize
+    config["max_length"] = model.max_length
+    config["embedding_dtype"] = str(model.table.dtype)
+    if model.mapping is not None:
+        config["vocabulary_quantization"] = int(model.table.shape[0])
+    (folder / "config.json").write_text(json.dumps(config, indent=4), encoding="utf-8")
+    return {"idx": 0, "name": "0", "path": ".", "type": _STATIC}
+
+
+def _st_tensors(model: SavedModel, folder: Path) -> dict[str, Any]:
+    """sentence-transformers root layout: one ``embedding.weight`` (mapping and weights materialised)."""
+    table = np.asarray(model.table)
+    if model.mapping is not None or model.weights is not None:
+        rows = table[model.mapping] if model.mapping is not None else table
+        table = rows.astype(np.float32) * (model.weights[:, None] if model.weights is not None else 1.0)
+    write_safetensors(folder / "model.safetensors", {"embedding.weight": np.ascontiguousarray(table)})
+    return {"idx": 0, "name": "0", "path": "", "type": _STATIC}
+
+
+@dataclass(frozen=True)
+class LayoutWriter:
+    """How one layout is written.
+
+    Attributes:
+        tensors: Writes the tensors (and any layout config) and returns the static module's ``modules.json`` entry.
+        limit_in_tokenizer: The token limit is stored as the saved tokenizer's truncation.
+    """
+
+    tensors: Callable[[SavedModel, Path], dict[str, Any]]
+    limit_in_tokenizer: bool
+
+
+#: The writer of each layout a family can be saved in.
+WRITERS: dict[str, LayoutWriter] = {
+    "model2vec": LayoutWriter(_model2vec_tensors, limit_in_tokenizer=False),
+    "sentence-transformers": LayoutWriter(_st_tensors, limit_in_tokenizer=True),
+}
+
+
+def _tokenizer_with_limit(tokenizer: Tokenizer, max_length: int | None, side: str) -> Tokenizer:
+    """A copy of ``tokenizer`` whose truncation is the model's token limit (other truncation options kept)."""
+    copy = Tokenizer.from_str(tokenizer.to_str())
+    if max_length is None:
+        copy.no_truncation()
+        return copy
+    options = dict(tokenizer.truncation or {})
+    options.update(max_length=max_length, direction=side)
+    copy.enable_truncation(**options)
+    return copy
+
+
+def model_card(name: str, layout: str, dim: int, license: str | None) -> str:
+    """A short ``README.md`` for a saved model."""
+    return (
+        "---\nlibrary_name: sentence-transformers\ntags:\n- static-embeddings\n- staticst\n"
+        + (f"license: {license}\n" if license else "")
+        + f"---\n\n# {name}\n\nA static embedding model ({layout} layout, {dim} dimensions), "
+        "saved by staticst. Load it with `staticst.StaticSentenceTransformer`, "
+        "`sentence_transformers.SentenceTransformer` or `model2vec.StaticModel`.\n"
+    )
+
+
+def write_model(folder: Path, model: SavedModel, card: str | None = None) -> None:
+    """Write ``model`` to ``folder`` (created if needed).
+
+    Args:
+        folder: Target folder.
+        model: What to write.
+        card: The model card (``README.md``), or ``None`` for none.
+
+    Raises:
+        KeyError: ``model.layout`` has no writer.
+    """
+    writer = WRITERS[model.layout]
+    folder.mkdir(parents=True, exist_ok=True)
+    modules = [writer.tensors(model, folder)]
+    if model.normalize:
+        modules.append({"idx": 1, "name": "1", "path": "1_Normalize", "type": _NORMALIZE})
+        (folder / "1_Normalize").mkdir(exist_ok=True)
+        (folder / "1_Normalize" / "config.json").write_text("{}", encoding="utf-8")
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    tokenizer = model.tokenizer
+    if writer.limit_in_tokenizer:
+        tokenizer = _tokenizer_with_limit(tokenizer, model.max_length, model.truncation_side)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    (folder / ST_CONFIG_FILE).write_text(json.dumps(model.st_config, indent=2), encoding="utf-8")
+    if card is not None:
+        (folder / "README.md").write_text(card, encoding="utf-8")

@@ -249,12 +249,10 @@ class Embedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The model's vectors of ``texts``: ``(len(texts), dim)`` float32, memory bounded per step."""
         native = self._native
-        if native is not None:
+        if native is not None:  # the kernel works in bounded chunks itself
             batch = texts if isinstance(texts, list) else list(texts)
             out = _kernels.empty_rows(len(batch), self.dim)
-            bounds = steps(batch)
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
-                native.embed_into(batch if hi - lo == len(batch) else batch[lo:hi], out[lo:hi])
+            native.embed_into(batch, out)
             return out
         bounds = steps(texts)
         if len(bounds) == 2:

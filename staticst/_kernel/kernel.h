@@ -25,11 +25,24 @@
 
 #define ST_MAX_KEY 255          /* longer words are never cached (resolved per call) */
 #define ST_MAX_WORD_IDS 1024    /* words with more ids are never cached (resolved per call) */
+#define ST_INLINE_KEY 24        /* keys up to this many bytes live in the entry itself */
+#define ST_INLINE_IDS 6         /* ... and up to this many ids */
 
+/* One word: 64 bytes, one cache line; short keys and short id runs inline (no second memory access). */
 typedef struct {
-    uint32_t key_off, key_len;
-    uint32_t ids_off, n_ids;
+    uint32_t key_len, n_ids;
+    uint32_t key_off, ids_off; /* arena offsets of a long key / a long id run */
+    uint64_t key[3];           /* the key, zero padded, when key_len <= ST_INLINE_KEY */
+    int32_t ids[ST_INLINE_IDS];
 } st_entry;
+
+/* A key being looked up: its bytes, the zero-padded words of a short key, and its hash. */
+typedef struct {
+    const char *p;
+    size_t len;
+    uint64_t w[3];
+    uint64_t hash;
+} st_key;
 
 typedef struct st_gen {
     atomic_long refs;
@@ -37,21 +50,27 @@ typedef struct st_gen {
     _Atomic uint64_t *slots;    /* 0: empty; else (hash >> 32) << 32 | (entry index + 1) */
     st_entry *entries;
     uint32_t n_entries, max_entries;
-    char *keys;
+    char *keys;                 /* long keys */
     size_t keys_len, keys_cap;
-    int32_t *ids;
+    int32_t *ids;               /* long id runs */
     size_t ids_len, ids_cap;
 } st_gen;
 
-uint64_t st_hash(const char *key, size_t len);
+void st_key_make(st_key *k, const char *p, size_t len);
 st_gen *st_gen_new(uint32_t max_entries);
 void st_gen_incref(st_gen *g);
 void st_gen_decref(st_gen *g);
-const st_entry *st_gen_find(const st_gen *g, const char *key, size_t len, uint64_t hash);
+const st_entry *st_gen_find(const st_gen *g, const st_key *k);
+static inline const int32_t *st_entry_ids(const st_gen *g, const st_entry *e) {
+    return e->n_ids <= ST_INLINE_IDS ? e->ids : g->ids + e->ids_off;
+}
+static inline const char *st_entry_key(const st_gen *g, const st_entry *e) {
+    return e->key_len <= ST_INLINE_KEY ? (const char *)e->key : g->keys + e->key_off;
+}
 /* 1: inserted (or already there), 0: no room in this generation or not cacheable. Single writer only. */
-int st_gen_insert(st_gen *g, const char *key, size_t len, uint64_t hash, const int32_t *ids, size_t n_ids);
+int st_gen_insert(st_gen *g, const st_key *k, const int32_t *ids, size_t n_ids);
 /* Insert without the cacheability limits, into a generation whose arenas were sized for it (the overlay). */
-int st_gen_insert_any(st_gen *g, const char *key, size_t len, uint64_t hash, const int32_t *ids, size_t n_ids);
+int st_gen_insert_any(st_gen *g, const st_key *k, const int32_t *ids, size_t n_ids);
 /* Make room in g's arenas for `key_bytes` more key bytes and `n_ids` more ids (the overlay only). */
 int st_gen_reserve(st_gen *g, size_t key_bytes, size_t n_ids);
 
@@ -111,6 +130,8 @@ void st_pool_text(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out
 void st_pool_init(void);
 float st_f16_to_f32(uint16_t h);
 uint16_t st_f32_to_f16(float f);
+/* x[d] -> nearest float16 (ties to even) -> float32, in place (F16C where the CPU has it; same results) */
+void st_round_f16_row(float *x, Py_ssize_t dim);
 float st_pairwise_f32(const float *a, Py_ssize_t n);
 
 /* ------------------------------------------------------------------ tokenization of one text */

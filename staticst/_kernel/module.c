@@ -60,10 +60,9 @@ static void wordtable_dealloc(WordTableObject *self) {
 
 /* Insert into the current generation; a full one is replaced by a larger copy, or at the bound by an
  * empty one (the GIL serialises writers; readers keep their generation alive). -1 on out of memory. */
-static int wordtable_insert(WordTableObject *wt, const char *key, size_t len, uint64_t hash, const int32_t *ids,
-                            size_t n) {
-    if (len > ST_MAX_KEY || n > ST_MAX_WORD_IDS) return 0;
-    int r = st_gen_insert(wt->current, key, len, hash, ids, n);
+static int wordtable_insert(WordTableObject *wt, const st_key *key, const int32_t *ids, size_t n) {
+    if (key->len > ST_MAX_KEY || n > ST_MAX_WORD_IDS) return 0;
+    int r = st_gen_insert(wt->current, key, ids, n);
     if (r != 0) return r < 0 ? -1 : 0;
     st_gen *old = wt->current;
     st_gen *fresh;
@@ -73,8 +72,9 @@ static int wordtable_insert(WordTableObject *wt, const char *key, size_t len, ui
         if (!fresh) return -1;
         for (uint32_t i = 0; i < old->n_entries; i++) {
             const st_entry *e = &old->entries[i];
-            const char *k = old->keys + e->key_off;
-            if (st_gen_insert(fresh, k, e->key_len, st_hash(k, e->key_len), old->ids + e->ids_off, e->n_ids) != 1)
+            st_key k;
+            st_key_make(&k, st_entry_key(old, e), e->key_len);
+            if (st_gen_insert(fresh, &k, st_entry_ids(old, e), e->n_ids) != 1)
                 break; /* the arenas filled first: keep what fits */
         }
     } else {
@@ -84,7 +84,7 @@ static int wordtable_insert(WordTableObject *wt, const char *key, size_t len, ui
     wt->current = fresh;
     wt->generations++;
     st_gen_decref(old);
-    r = st_gen_insert(wt->current, key, len, hash, ids, n);
+    r = st_gen_insert(wt->current, key, ids, n);
     return r < 0 ? -1 : 0;
 }
 
@@ -516,9 +516,10 @@ static st_gen *resolve_misses(KernelObject *k, st_part *parts, int n_parts) {
         for (size_t m = 0; m < s->misses.len; m++) {
             const char *key = s->misskeys.data + s->misses.data[m].off;
             size_t len = s->misses.data[m].len;
-            uint64_t h = st_hash(key, len);
-            if (st_gen_find(seen, key, len, h)) continue;
-            if (st_gen_reserve(seen, len, 0) < 0 || st_gen_insert_any(seen, key, len, h, NULL, 0) != 1) {
+            st_key sk;
+            st_key_make(&sk, key, len);
+            if (st_gen_find(seen, &sk)) continue;
+            if (st_gen_reserve(seen, len, 0) < 0 || st_gen_insert_any(seen, &sk, NULL, 0) != 1) {
                 PyErr_NoMemory();
                 Py_DECREF(keys);
                 st_gen_decref(seen);
@@ -590,12 +591,13 @@ static st_gen *resolve_misses(KernelObject *k, st_part *parts, int n_parts) {
             tmp.data[j] = (int32_t)v;
         }
         Py_DECREF(idseq);
-        uint64_t h = st_hash(kb, (size_t)len);
-        if (st_gen_insert_any(overlay, kb, (size_t)len, h, tmp.data, (size_t)m) != 1) {
+        st_key sk;
+        st_key_make(&sk, kb, (size_t)len);
+        if (st_gen_insert_any(overlay, &sk, tmp.data, (size_t)m) != 1) {
             PyErr_SetString(PyExc_RuntimeError, "staticst kernel: the call's word overlay is full (please report)");
             goto fail_overlay;
         }
-        if (wordtable_insert(k->words, kb, (size_t)len, h, tmp.data, (size_t)m) < 0) {
+        if (wordtable_insert(k->words, &sk, tmp.data, (size_t)m) < 0) {
             PyErr_NoMemory();
             goto fail_overlay;
         }
@@ -620,7 +622,7 @@ typedef struct {
 
 /* Texts the fast rules do not cover: one call of the Python fallback (the Hugging Face tokenizer). */
 static int run_fallback(KernelObject *k, PyObject *const *objs, const uint8_t *status, Py_ssize_t n,
-                        st_fallback *fb) {
+                        Py_ssize_t base, st_fallback *fb) {
     fb->ids = fb->offsets = NULL;
     fb->slot = NULL;
     Py_ssize_t m = 0;
@@ -676,7 +678,7 @@ static int run_fallback(KernelObject *k, PyObject *const *objs, const uint8_t *s
                 PyErr_Format(PyExc_ValueError,
                              "the tokenizer produced token id %d for input %zd, but the table has ids 0..%lld only: "
                              "the tokenizer and the table belong to different models",
-                             (int)idd[q], t, (long long)(k->plan.n_valid_ids - 1));
+                             (int)idd[q], t + base, (long long)(k->plan.n_valid_ids - 1));
                 Py_DECREF(res);
                 return -1;
             }
@@ -754,12 +756,14 @@ static PyObject **read_texts(PyObject *seq, Py_ssize_t *n_out, st_text **texts_o
     return objs;
 }
 
-/* The whole batch: out (n x dim float32) when pooling, else the ids through ids_out / counts. */
-static int run_batch(KernelObject *k, PyObject *seq, float *out, PyObject **ids_out, PyObject **offsets_out) {
-    Py_ssize_t n;
-    st_text *texts;
-    PyObject **objs = read_texts(seq, &n, &texts);
-    if (!objs) return -1;
+/* Texts per chunk of a batch, and text bytes per chunk: the memory a call holds at once is bounded by a
+ * chunk (ids, statuses, misses), not by the batch. */
+#define ST_CHUNK_TEXTS 65536
+#define ST_CHUNK_BYTES ((Py_ssize_t)4 << 20)
+
+/* One chunk of a batch: pool into out (n x dim), or append the final ids to ids_acc and their counts. */
+static int run_chunk(KernelObject *k, PyObject *const *objs, const st_text *texts, Py_ssize_t n, Py_ssize_t base,
+                     float *out, st_ibuf *ids_acc, int32_t *final_cnt) {
     int rc = -1;
     int want = k->threads;
     Py_ssize_t *bounds = malloc(sizeof(Py_ssize_t) * (size_t)(want + 1));
@@ -767,19 +771,18 @@ static int run_batch(KernelObject *k, PyObject *seq, float *out, PyObject **ids_
     uint8_t *status = malloc((size_t)(n ? n : 1));
     int64_t *off = malloc(sizeof(int64_t) * (size_t)(n ? n : 1));
     int32_t *cnt = malloc(sizeof(int32_t) * (size_t)(n ? n : 1));
-    int32_t *final_cnt = ids_out ? malloc(sizeof(int32_t) * (size_t)(n ? n : 1)) : NULL;
     st_gen *gen = k->words->current;
     st_gen_incref(gen);
     st_gen *overlay = NULL;
     st_fallback fb = {0};
     int n_parts = 0;
-    if (!bounds || !parts || !status || !off || !cnt || (ids_out && !final_cnt)) {
+    if (!bounds || !parts || !status || !off || !cnt) {
         PyErr_NoMemory();
         goto done;
     }
     n_parts = split_parts(texts, n, want, k->parallel_min_bytes, bounds);
     st_batch b = {.k = k, .texts = texts, .n = n, .bounds = bounds, .parts = parts, .status = status,
-                  .off = off, .cnt = cnt, .gen = gen, .out = out, .collect_ids = ids_out != NULL,
+                  .off = off, .cnt = cnt, .gen = gen, .out = out, .collect_ids = ids_acc != NULL,
                   .final_cnt = final_cnt};
     Py_ssize_t bytes = 0;
     for (Py_ssize_t i = 0; i < n; i++) bytes += texts[i].len;
@@ -801,7 +804,7 @@ static int run_batch(KernelObject *k, PyObject *seq, float *out, PyObject **ids_
         goto done;
     }
     b.overlay = overlay;
-    if (run_fallback(k, objs, status, n, &fb) < 0) goto done;
+    if (run_fallback(k, objs, status, n, base, &fb) < 0) goto done;
     if (fb.ids) {
         b.hf_ids = PyArray_DATA((PyArrayObject *)fb.ids);
         b.hf_offsets = PyArray_DATA((PyArrayObject *)fb.offsets);
@@ -823,33 +826,18 @@ static int run_batch(KernelObject *k, PyObject *seq, float *out, PyObject **ids_
             goto done;
         }
     }
-    if (ids_out) {
-        npy_intp total = 0;
-        for (int p = 0; p < n_parts; p++) total += (npy_intp)parts[p].ids.len;
-        npy_intp nn = n + 1;
-        PyObject *ids = PyArray_SimpleNew(1, &total, NPY_INT32);
-        PyObject *offsets = PyArray_SimpleNew(1, &nn, NPY_INT64);
-        if (!ids || !offsets) {
-            Py_XDECREF(ids);
-            Py_XDECREF(offsets);
-            goto done;
-        }
-        int32_t *dst = PyArray_DATA((PyArrayObject *)ids);
+    if (ids_acc)
         for (int p = 0; p < n_parts; p++) {
-            if (parts[p].ids.len) memcpy(dst, parts[p].ids.data, parts[p].ids.len * sizeof(int32_t));
-            dst += parts[p].ids.len;
+            if (st_ibuf_reserve(ids_acc, parts[p].ids.len)) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            if (parts[p].ids.len)
+                memcpy(ids_acc->data + ids_acc->len, parts[p].ids.data, parts[p].ids.len * sizeof(int32_t));
+            ids_acc->len += parts[p].ids.len;
         }
-        int64_t *o = PyArray_DATA((PyArrayObject *)offsets);
-        o[0] = 0;
-        for (Py_ssize_t i = 0; i < n; i++) o[i + 1] = o[i] + final_cnt[i];
-        *ids_out = ids;
-        *offsets_out = offsets;
-    }
     rc = 0;
 done:
-    for (Py_ssize_t i = 0; i < n; i++) Py_DECREF(objs[i]);
-    free(objs);
-    free(texts);
     if (parts)
         for (int p = 0; p < want; p++) {
             st_ibuf_free(&parts[p].ids);
@@ -861,12 +849,61 @@ done:
     free(status);
     free(off);
     free(cnt);
-    free(final_cnt);
     free(fb.slot);
     Py_XDECREF(fb.ids);
     Py_XDECREF(fb.offsets);
     st_gen_decref(overlay);
     st_gen_decref(gen);
+    return rc;
+}
+
+/* The whole batch, chunk by chunk: out (n x dim float32) when pooling, else the ids via ids_out / offsets_out. */
+static int run_batch(KernelObject *k, PyObject *seq, float *out, PyObject **ids_out, PyObject **offsets_out) {
+    Py_ssize_t n;
+    st_text *texts;
+    PyObject **objs = read_texts(seq, &n, &texts);
+    if (!objs) return -1;
+    int rc = -1;
+    st_ibuf ids_acc = {0};
+    int32_t *final_cnt = ids_out ? malloc(sizeof(int32_t) * (size_t)(n ? n : 1)) : NULL;
+    if (ids_out && !final_cnt) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t lo = 0; lo < n || (lo == 0 && n == 0);) {
+        Py_ssize_t hi = lo, bytes = 0;
+        while (hi < n && hi - lo < ST_CHUNK_TEXTS && (bytes < ST_CHUNK_BYTES || hi == lo)) bytes += texts[hi++].len;
+        if (n &&
+            run_chunk(k, objs + lo, texts + lo, hi - lo, lo, out ? out + (size_t)lo * (size_t)k->pool.dim : NULL,
+                      ids_out ? &ids_acc : NULL, ids_out ? final_cnt + lo : NULL) < 0)
+            goto done;
+        if (n == 0) break;
+        lo = hi;
+    }
+    if (ids_out) {
+        npy_intp total = (npy_intp)ids_acc.len;
+        npy_intp nn = n + 1;
+        PyObject *ids = PyArray_SimpleNew(1, &total, NPY_INT32);
+        PyObject *offsets = PyArray_SimpleNew(1, &nn, NPY_INT64);
+        if (!ids || !offsets) {
+            Py_XDECREF(ids);
+            Py_XDECREF(offsets);
+            goto done;
+        }
+        if (total) memcpy(PyArray_DATA((PyArrayObject *)ids), ids_acc.data, ids_acc.len * sizeof(int32_t));
+        int64_t *o = PyArray_DATA((PyArrayObject *)offsets);
+        o[0] = 0;
+        for (Py_ssize_t i = 0; i < n; i++) o[i + 1] = o[i] + final_cnt[i];
+        *ids_out = ids;
+        *offsets_out = offsets;
+    }
+    rc = 0;
+done:
+    for (Py_ssize_t i = 0; i < n; i++) Py_DECREF(objs[i]);
+    free(objs);
+    free(texts);
+    st_ibuf_free(&ids_acc);
+    free(final_cnt);
     return rc;
 }
 
@@ -1107,6 +1144,15 @@ static PyObject *f32_to_f16(PyObject *module, PyObject *arg) {
     return out;
 }
 
+static PyObject *round_f16(PyObject *module, PyObject *arg) {
+    PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(arg, NPY_FLOAT32, 1, 1, NPY_ARRAY_CARRAY_RO);
+    if (!a) return NULL;
+    PyObject *out = PyArray_NewCopy(a, NPY_CORDER);
+    Py_DECREF(a);
+    if (out) st_round_f16_row(PyArray_DATA((PyArrayObject *)out), PyArray_DIM((PyArrayObject *)out, 0));
+    return out;
+}
+
 static PyObject *pairwise_sum(PyObject *module, PyObject *arg) {
     PyArrayObject *a = (PyArrayObject *)PyArray_FROMANY(arg, NPY_FLOAT32, 1, 1, NPY_ARRAY_CARRAY_RO);
     if (!a) return NULL;
@@ -1119,6 +1165,7 @@ static PyMethodDef module_methods[] = {
     {"empty_rows", empty_rows, METH_VARARGS, "empty_rows(n, dim) -> uninitialised (n, dim) float32 array."},
     {"_f32_to_f16", f32_to_f16, METH_O, "float32 values -> float16 bit patterns (round to nearest even)."},
     {"_pairwise_sum", pairwise_sum, METH_O, "numpy's pairwise float32 sum of a 1-D array."},
+    {"_round_f16", round_f16, METH_O, "float32 values rounded to float16 and back, as pooling does it."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef kernel_module = {PyModuleDef_HEAD_INIT, "staticst._kernel",

@@ -94,18 +94,22 @@ static int contains(const char *hay, size_t n, const char *needle, size_t m) {
 
 /* Look one key up and append its ids; returns 0 found, 1 missing, -1 out of memory. */
 static inline int lookup(const st_gen *gen, const st_gen *overlay, const char *key, size_t len, st_ibuf *out) {
-    uint64_t h = st_hash(key, len);
-    const st_entry *e = st_gen_find(gen, key, len, h);
+    st_key k;
+    st_key_make(&k, key, len);
+    const st_entry *e = st_gen_find(gen, &k);
     const st_gen *owner = gen;
     if (!e && overlay) {
-        e = st_gen_find(overlay, key, len, h);
+        e = st_gen_find(overlay, &k);
         owner = overlay;
     }
     if (!e) return 1;
-    if (e->n_ids) {
-        if (st_ibuf_reserve(out, e->n_ids)) return -1;
-        memcpy(out->data + out->len, owner->ids + e->ids_off, (size_t)e->n_ids * sizeof(int32_t));
-        out->len += e->n_ids;
+    uint32_t n = e->n_ids;
+    if (n) {
+        if (out->len + n > out->cap && st_ibuf_reserve(out, n)) return -1;
+        const int32_t *ids = st_entry_ids(owner, e);
+        int32_t *dst = out->data + out->len;
+        for (uint32_t i = 0; i < n; i++) dst[i] = ids[i];
+        out->len += n;
     }
     return 0;
 }

@@ -102,7 +102,12 @@ _anything = st.characters(blacklist_categories=("Cs",))
 _words = st.sampled_from(["the", "cat", "[CLS]", "[UNK]", "<s>", "</s>", "▁", "##s", "don't", "U.S.", "a", " ", "  ", "\t", "x" * 120])
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+# A bounded fuzz run: 60 examples in the suite, more in the sanitizer run (.ci/sanitize sets STATICST_FUZZ_EXAMPLES).
+@settings(
+    max_examples=int(os.environ.get("STATICST_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(
     texts=st.lists(
         st.one_of(

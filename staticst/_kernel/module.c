@@ -465,7 +465,7 @@ static void phase_b(void *ctx, int part, int n_parts) {
                 pt->nomem = 1;
                 continue;
             }
-            memcpy(pt->work.data, b->hf_ids + a, (size_t)(z - a) * sizeof(int32_t));
+            if (z > a) memcpy(pt->work.data, b->hf_ids + a, (size_t)(z - a) * sizeof(int32_t));
             n = st_apply_rules(&k->plan, pt->work.data, (Py_ssize_t)(z - a));
             ids = pt->work.data;
         }

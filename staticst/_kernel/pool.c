@@ -80,7 +80,9 @@ static inline float round_f16(float x) { return st_f16_to_f32(st_f32_to_f16(x));
 
 static float f16_table[65536]; /* every half as a float (exact), filled once by st_pool_init */
 
+#if ST_X86_DISPATCH
 static int use_f16c;
+#endif
 
 void st_pool_init(void) {
     for (uint32_t h = 0; h < 65536u; h++) f16_table[h] = st_f16_to_f32((uint16_t)h);

@@ -138,7 +138,7 @@ Py_ssize_t st_apply_rules(const st_plan *plan, int32_t *ids, Py_ssize_t n) {
             if (collect) {                                                                \
                 size_t klen_ = (size_t)((end) - (start));                                 \
                 if (st_cbuf_reserve(&scratch->misskeys, klen_)) return ST_NOMEM;          \
-                memcpy(scratch->misskeys.data + scratch->misskeys.len, s + (start), klen_); \
+                if (klen_) memcpy(scratch->misskeys.data + scratch->misskeys.len, s + (start), klen_); \
                 if (st_spans_push(&scratch->misses, (uint32_t)scratch->misskeys.len, (uint32_t)klen_)) \
                     return ST_NOMEM;                                                      \
                 scratch->misskeys.len += klen_;                                           \

@@ -29,6 +29,7 @@ __all__ = [
     "check_truncate_dim",
     "convert_output",
     "initial_prompts",
+    "invalid_text",
     "resolve_prompt",
     "warn_non_cpu_workers",
     "warn_once",
@@ -193,11 +194,20 @@ def resolve_prompt(
     return prompt
 
 
+def _is_series(inputs: Any) -> bool:
+    kind = type(inputs)
+    return kind.__name__ == "Series" and kind.__module__.startswith("pandas")
+
+
 def as_texts(inputs: Any) -> tuple[list[str], bool]:
     """``(texts, single)``: the inputs of ``encode`` as a list of ``str``, and whether one ``str`` was given.
 
+    Accepted, as sentence-transformers accepts them: a ``str``; a list, a tuple or another sequence of
+    ``str``; a 1-D numpy array of ``str``; a pandas ``Series`` of ``str``.
+
     Raises:
-        TypeError: The inputs are not a ``str``, a sequence of ``str`` or a 1-D array of ``str``.
+        TypeError: Anything else (a set has no order, a DataFrame is not a column, bytes are not text), or an
+            item that is not a ``str``; the message names the type or the item.
     """
     if isinstance(inputs, str):
         return [inputs], True
@@ -205,16 +215,42 @@ def as_texts(inputs: Any) -> tuple[list[str], bool]:
         if inputs.ndim != 1 or inputs.dtype.kind not in "UO":
             raise TypeError(f"encode() takes a str or a 1-D array of str; got an array of {inputs.dtype} {inputs.shape}.")
         texts = inputs.tolist()
-    elif isinstance(inputs, (list, tuple)) or (
-        hasattr(inputs, "__iter__") and hasattr(inputs, "__len__") and not isinstance(inputs, (bytes, dict))
-    ):
+    elif isinstance(inputs, (list, tuple)):
+        texts = list(inputs)
+    elif _is_series(inputs):
+        texts = inputs.tolist()
+    elif isinstance(inputs, (set, frozenset)):
+        raise TypeError(
+            f"encode() got a {type(inputs).__name__}: its order changes from run to run, so rows could not be matched "
+            "to texts. Pass a list, e.g. sorted(texts)."
+        )
+    elif isinstance(inputs, Sequence) and not isinstance(inputs, (bytes, bytearray, memoryview)):
         texts = list(inputs)
     else:
-        raise TypeError(f"encode() takes a str or a list of str, got {type(inputs).__name__}.")
+        hint = " (pick its column: df['text'])" if type(inputs).__name__ == "DataFrame" else ""
+        hint = " (decode it first: data.decode('utf-8'))" if isinstance(inputs, (bytes, bytearray, memoryview)) else hint
+        raise TypeError(f"encode() takes a str or a list of str, got {type(inputs).__name__}{hint}.")
     if not all(issubclass(kind, str) for kind in set(map(type, texts))):  # one C-level pass over texts
         i, t = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
         raise TypeError(f"encode() inputs must all be str; item {i} is {type(t).__name__}: {t!r:.80}.")
     return texts, False
+
+
+def invalid_text(texts: Sequence[str]) -> ValueError | None:
+    """The error for the first text that is not valid Unicode (a lone surrogate), or ``None`` if all are."""
+    for i, text in enumerate(texts):
+        if text.isascii():
+            continue
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            char = ord(text[exc.start])
+            return ValueError(
+                f"encode() input {i} is not valid Unicode text: it holds the lone surrogate U+{char:04X} at position "
+                f"{exc.start}. Text decoded with errors='surrogateescape' keeps undecodable bytes that way: decode "
+                "with errors='replace' (or fix the source encoding)."
+            )
+    return None
 
 
 def _import_torch() -> Any:

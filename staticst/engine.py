@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from staticst import kernel as _kernels
+from staticst.errors import PoolingOverflowError
 from staticst.families import Family
 from staticst.persistence.load import ModelParts, read_model
 from staticst.pooling import PoolingConfig, pool, pool_one
@@ -234,8 +235,12 @@ class Embedder:
             return ids.astype(np.int64), offsets
         return self.tokenizer.encode_flat(texts)
 
-    def pool_ids(self, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-        """Pool flat ids (as :meth:`tokenize` returns them) into ``(len(offsets) - 1, dim)`` float32."""
+    def pool_ids(self, ids: np.ndarray, offsets: np.ndarray, first: int = 0) -> np.ndarray:
+        """Pool flat ids (as :meth:`tokenize` returns them) into ``(len(offsets) - 1, dim)`` float32 (numpy path).
+
+        Raises:
+            FloatingPointError: A text's vector overflowed (``first``: the index of text 0, for the message).
+        """
         return pool(
             self.table,
             ids,
@@ -244,28 +249,54 @@ class Embedder:
             mapping=self.mapping,
             weights=self.weights,
             gather_table=self._gather_table(len(ids)),
+            first=first,
         )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """The model's vectors of ``texts``: ``(len(texts), dim)`` float32, memory bounded per step."""
-        native = self._native
-        if native is not None:  # the kernel works in bounded chunks itself
-            batch = texts if isinstance(texts, list) else list(texts)
-            out = _kernels.empty_rows(len(batch), self.dim)
-            native.embed_into(batch, out)
-            return out
-        bounds = steps(texts)
-        if len(bounds) == 2:
-            return self.pool_ids(*self.tokenize(texts))
-        out = np.empty((len(texts), self.dim), dtype=np.float32)
-        for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
-            out[lo:hi] = self.pool_ids(*self.tokenize(texts[lo:hi]))
-        return out
+        """The model's vectors of ``texts``: ``(len(texts), dim)`` float32, memory bounded per step.
+
+        Raises:
+            PoolingOverflowError: A text's vector overflowed to Inf / NaN (the message names it).
+        """
+        return self.embed_counted(texts)[0]
+
+    def embed_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """:meth:`embed`, and the number of token ids pooled (an OpenAI-style ``usage`` count), in one pass.
+
+        Raises:
+            PoolingOverflowError: A text's vector overflowed to Inf / NaN (the message names it).
+        """
+        try:
+            native = self._native
+            if native is not None:  # the kernel works in bounded chunks itself
+                batch = texts if isinstance(texts, list) else list(texts)
+                out = _kernels.empty_rows(len(batch), self.dim)
+                return out, native.embed_into(batch, out)
+            bounds = steps(texts)
+            out = np.empty((len(texts), self.dim), dtype=np.float32)
+            tokens = 0
+            for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+                ids, offsets = self.tokenize(texts[lo:hi])
+                tokens += len(ids)
+                out[lo:hi] = self.pool_ids(ids, offsets, first=lo)
+            return out, tokens
+        except FloatingPointError as exc:
+            raise PoolingOverflowError(str(exc)) from None
 
     def embed_one(self, text: str) -> np.ndarray:
-        """The model's vector of one text: ``(dim,)`` float32, equal to ``embed([text])[0]``."""
-        if self._native is not None:
-            return self._native.embed_one(text)
+        """The model's vector of one text: ``(dim,)`` float32, equal to ``embed([text])[0]``.
+
+        Raises:
+            PoolingOverflowError: The text's vector overflowed to Inf / NaN.
+        """
+        try:
+            if self._native is not None:
+                return self._native.embed_one(text)
+            return self._embed_one_numpy(text)
+        except FloatingPointError as exc:
+            raise PoolingOverflowError(str(exc)) from None
+
+    def _embed_one_numpy(self, text: str) -> np.ndarray:
         return pool_one(
             self.table,
             self.tokenizer.encode_one(text),

@@ -9,10 +9,14 @@ The hierarchy::
     │   ├── UnknownLayoutError         the folder holds files, but in no layout staticst knows
     │   ├── CorruptModelError          a truncated or unreadable safetensors / JSON / tokenizer file,
     │   │                              or a tensor of the wrong name, rank or dtype
+    │   ├── InvalidConfigError         a config file key with a wrong type or value (also a ValueError)
     │   ├── VocabularyMismatchError    table rows disagree with the tokenizer vocabulary
     │   └── NonFiniteEmbeddingError    the table (or per-token weights) hold NaN or Inf
     ├── MissingDependencyError         an optional extra (e.g. torch for ``convert_to_tensor``) is not
     │                                  installed (also an ImportError)
+    ├── PoolingOverflowError           a text's sum, mean or norm overflowed to Inf/NaN (a finite table with
+    │                                  huge values): raised instead of returning a wrong vector (also a
+    │                                  FloatingPointError)
     └── EmbeddingShapeError            ``staticst.util`` got embeddings of the wrong rank or mismatched
                                        dimensions (also a ValueError, and a RuntimeError as torch raises
                                        in sentence-transformers)
@@ -26,10 +30,12 @@ from __future__ import annotations
 __all__ = [
     "CorruptModelError",
     "EmbeddingShapeError",
+    "InvalidConfigError",
     "MissingDependencyError",
     "ModelLoadError",
     "ModelNotFoundError",
     "NonFiniteEmbeddingError",
+    "PoolingOverflowError",
     "StaticSTError",
     "UnknownLayoutError",
     "VocabularyMismatchError",
@@ -56,6 +62,10 @@ class CorruptModelError(ModelLoadError):
     """A model file is truncated, unreadable, or holds a tensor of the wrong name, rank or dtype."""
 
 
+class InvalidConfigError(ModelLoadError, ValueError):
+    """A key of ``config.json`` / ``config_sentence_transformers.json`` has a wrong type or value."""
+
+
 class VocabularyMismatchError(ModelLoadError):
     """The embedding table's row count disagrees with the tokenizer vocabulary."""
 
@@ -66,6 +76,10 @@ class NonFiniteEmbeddingError(ModelLoadError):
 
 class MissingDependencyError(StaticSTError, ImportError):
     """An optional dependency needed for the requested feature is not installed."""
+
+
+class PoolingOverflowError(StaticSTError, FloatingPointError):
+    """A text's pooled vector overflowed to Inf or NaN; the message names the input."""
 
 
 class EmbeddingShapeError(StaticSTError, ValueError, RuntimeError):

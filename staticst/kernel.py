@@ -153,9 +153,10 @@ class NativeKernel:
     def threads(self, value: int) -> None:
         self._core.threads = value
 
-    def embed_into(self, texts: list[str], out: np.ndarray) -> None:
-        """Pool ``texts`` into the rows of ``out`` (C-contiguous float32, ``(len(texts), dim)``)."""
-        self._core.embed(texts, out)
+    def embed_into(self, texts: list[str], out: np.ndarray) -> int:
+        """Pool ``texts`` into the rows of ``out`` (C-contiguous float32, ``(len(texts), dim)``); returns the ids pooled."""
+        tokens: int = self._core.embed(texts, out)
+        return tokens
 
     def embed_one(self, text: str) -> np.ndarray:
         """The vector of one text."""

@@ -31,12 +31,14 @@ from staticst._st_args import (
     check_truncate_dim,
     convert_output,
     initial_prompts,
+    invalid_text,
     resolve_prompt,
     warn_non_cpu_workers,
     warn_once,
 )
 from staticst._version import __version__
 from staticst.engine import ENCODE_STEP, Embedder
+from staticst.errors import PoolingOverflowError
 from staticst.model_card import ModelCardData
 from staticst.persistence.hub import BUILTIN_MODEL_PATH, resolve_model
 from staticst.persistence.load import ModelParts, read_model
@@ -319,6 +321,50 @@ class StaticSentenceTransformer:
         options = (precision, output_value, convert_to_numpy, convert_to_tensor, device, pool, chunk_size)
         if type(inputs) is str and not kwargs and options == PLAIN_OPTIONS and type(batch_size) is int and batch_size > 0:
             return self._encode_one(inputs, prompt_name, prompt, normalize_embeddings, truncate_dim)
+        result, _ = self._encode(
+            inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision, convert_to_numpy,
+            convert_to_tensor, device, normalize_embeddings, truncate_dim, pool, chunk_size, kwargs,
+        )  # fmt: skip
+        return result
+
+    def encode_with_usage(self, inputs: str | Sequence[str] | np.ndarray, **kwargs: Any) -> tuple[Any, int]:
+        """:meth:`encode`, and the number of token ids pooled for the inputs (prompts included), in one pass.
+
+        A staticst extension (the server's OpenAI ``usage`` counts): the keyword arguments are
+        :meth:`encode`'s, except ``pool`` and a list of ``device`` (worker processes do not count).
+
+        Raises:
+            ValueError: ``pool`` or a list of devices was given, or any reason :meth:`encode` raises.
+        """
+        if kwargs.get("pool") is not None or isinstance(kwargs.get("device"), list):
+            raise ValueError("encode_with_usage() encodes in this process: drop pool= and device=[...].")
+        names = (
+            "prompt_name", "prompt", "batch_size", "show_progress_bar", "output_value", "precision", "convert_to_numpy",
+            "convert_to_tensor", "device", "normalize_embeddings", "truncate_dim", "pool", "chunk_size",
+        )  # fmt: skip
+        defaults = (None, None, 32, None, "sentence_embedding", "float32", True, False, None, False, None, None, None)
+        options = {name: kwargs.pop(name, default) for name, default in zip(names, defaults, strict=True)}
+        return self._encode(inputs, **options, kwargs=kwargs)
+
+    def _encode(
+        self,
+        inputs: Any,
+        prompt_name: str | None,
+        prompt: str | None,
+        batch_size: Any,
+        show_progress_bar: bool | None,
+        output_value: Any,
+        precision: Any,
+        convert_to_numpy: bool,
+        convert_to_tensor: bool,
+        device: Any,
+        normalize_embeddings: bool,
+        truncate_dim: int | None,
+        pool: dict[str, Any] | None,
+        chunk_size: int | None,
+        kwargs: dict[str, Any],
+    ) -> tuple[Any, int]:
+        """The general path of :meth:`encode`: ``(result, token ids pooled)`` (-1 when worker processes encoded)."""
         check_encode_options(type(self).__name__, batch_size, precision, output_value, kwargs)
         devices = device if isinstance(device, list) else None
         if pool is not None:
@@ -346,17 +392,24 @@ class StaticSentenceTransformer:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
 
         emb = None
-        if pool is not None or devices is not None:
-            from staticst.multiprocess import embed_pooled
+        tokens = -1
+        try:
+            if pool is not None or devices is not None:
+                from staticst.multiprocess import embed_pooled
 
-            emb = embed_pooled(self._engine, str(self.model_path), texts, pool, devices, chunk_size)
-        if emb is None:
-            emb = self._embed_with_progress(texts, batch_size, bool(show_progress_bar))
+                emb = embed_pooled(self._engine, str(self.model_path), texts, pool, devices, chunk_size)
+            if emb is None:
+                emb, tokens = self._embed_with_progress(texts, batch_size, bool(show_progress_bar))
+        except (TypeError, ValueError) as exc:  # e.g. tokenizers' error for a lone surrogate: name the input
+            error = invalid_text(texts)
+            if error is None:
+                raise
+            raise error from exc
         if truncate_dim is not None:
             emb = emb[:, :truncate_dim]
         if normalize_embeddings:
-            emb = normalize_rows(emb, "sentence-transformers").astype(np.float32, copy=False)
-        return convert_output(
+            emb = _normalized(emb)
+        result = convert_output(
             np.ascontiguousarray(emb),
             n=len(texts),
             single=single,
@@ -365,6 +418,7 @@ class StaticSentenceTransformer:
             convert_to_numpy=convert_to_numpy,
             convert_to_tensor=convert_to_tensor,
         )
+        return result, tokens
 
     def _encode_one(
         self, text: str, prompt_name: str | None, prompt: str | None, normalize: bool, truncate_dim: int | None
@@ -374,30 +428,38 @@ class StaticSentenceTransformer:
             resolved = self._resolve_prompt(prompt, prompt_name)
             if resolved:
                 text = resolved + text
-        vec = self._engine.embed_one(text)
+        try:
+            vec = self._engine.embed_one(text)
+        except (TypeError, ValueError) as exc:  # e.g. tokenizers' error for a lone surrogate
+            error = invalid_text([text])
+            if error is None:
+                raise
+            raise error from exc
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if truncate_dim is not None:
             check_truncate_dim(truncate_dim)
             vec = vec[:truncate_dim]
         if normalize:
-            vec = normalize_rows(vec[None, :], "sentence-transformers")[0].astype(np.float32, copy=False)
+            vec = _normalized(vec[None, :])[0]
         return np.ascontiguousarray(vec)
 
-    def _embed_with_progress(self, texts: list[str], batch_size: int, show: bool) -> np.ndarray:
+    def _embed_with_progress(self, texts: list[str], batch_size: int, show: bool) -> tuple[np.ndarray, int]:
         if not show or len(texts) <= batch_size:
-            return self._engine.embed(texts)
+            return self._engine.embed_counted(texts)
         from tqdm.auto import tqdm
 
         step = max(batch_size, min(ENCODE_STEP, len(texts) // 20 or 1))
         out = np.empty((len(texts), self._engine.dim), dtype=np.float32)
+        tokens = 0
         with tqdm(total=len(texts), desc="Batches", unit="text") as bar:
             for lo in range(0, len(texts), step):
                 hi = min(len(texts), lo + step)
-                out[lo:hi] = self._engine.embed(texts[lo:hi])
+                out[lo:hi], counted = self._engine.embed_counted(texts[lo:hi])
+                tokens += counted
                 bar.update(hi - lo)
-        return out
+        return out, tokens
 
-    def start_multi_process_pool(self, target_devices: list[str] | None = None) -> dict[str, Any]:
+    def start_multi_process_pool(self, target_devices: list[str] | None = None, timeout: float = 60.0) -> dict[str, Any]:
         """Start worker processes that ``encode(..., pool=pool)`` spreads large inputs over.
 
         The sentence-transformers API: a dict with ``"input"`` / ``"output"`` queues and ``"processes"``.
@@ -409,6 +471,8 @@ class StaticSentenceTransformer:
         Args:
             target_devices: One entry per worker (e.g. ``["cpu", "cpu"]``); ``None``: one worker per usable
                 CPU (sentence-transformers starts 4 CPU workers).
+            timeout: Seconds a pooled ``encode`` waits with no chunk finishing before it raises ``TimeoutError``
+                (a stopped or starved worker); a staticst extension.
 
         Returns:
             The pool, for ``encode(..., pool=pool)`` and :meth:`stop_multi_process_pool`.
@@ -417,7 +481,7 @@ class StaticSentenceTransformer:
 
         if isinstance(target_devices, (list, tuple)):
             warn_non_cpu_workers(target_devices)
-        return start_pool(str(self.model_path), target_devices)
+        return start_pool(str(self.model_path), target_devices, timeout)
 
     @staticmethod
     def stop_multi_process_pool(pool: dict[str, Any]) -> None:
@@ -544,3 +608,11 @@ class StaticSentenceTransformer:
             revision=revision,
             create_pr=create_pr,
         )
+
+
+def _normalized(emb: np.ndarray) -> np.ndarray:
+    """``normalize_embeddings``: sentence-transformers' L2 rule, raising on a norm that overflows."""
+    try:
+        return normalize_rows(emb, "sentence-transformers").astype(np.float32, copy=False)
+    except FloatingPointError as exc:
+        raise PoolingOverflowError(str(exc)) from None

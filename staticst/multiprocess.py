@@ -32,10 +32,13 @@ import multiprocessing as mp
 import os
 import pickle
 import queue
+import signal
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from multiprocessing import shared_memory
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -50,6 +53,7 @@ __all__ = [
     "MAX_CHUNK",
     "MIN_CHUNK",
     "POOL_MIN_TEXTS",
+    "STALL_TIMEOUT",
     "check_pool",
     "embed_pooled",
     "encode_with_pool",
@@ -67,6 +71,9 @@ _POOL_MARK = "staticst"
 _LOCK = "staticst_lock"
 _BLOCK = "staticst_block"
 _STOPPED = "staticst_stopped"
+_TIMEOUT = "staticst_timeout"
+#: Default seconds a pool call waits with no chunk finishing before it raises ``TimeoutError``.
+STALL_TIMEOUT = 60.0
 _POLL_SECONDS = 1.0
 _calls = itertools.count()
 
@@ -78,8 +85,20 @@ def _usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def start_pool(folder: str, target_devices: Sequence[str] | None) -> dict[str, Any]:
-    """Spawn the workers of a pool for the model stored in ``folder`` (see the module docstring)."""
+def start_pool(folder: str, target_devices: Sequence[str] | None, timeout: float = STALL_TIMEOUT) -> dict[str, Any]:
+    """Spawn the workers of a pool for the model stored in ``folder`` (see the module docstring).
+
+    Args:
+        folder: The model folder each worker loads.
+        target_devices: One entry per worker; ``None``: one worker per usable CPU.
+        timeout: Seconds a call waits without any chunk finishing before it gives up with ``TimeoutError``
+            (a worker stopped with SIGSTOP, or starved); a chunk of a few thousand texts takes milliseconds.
+
+    Raises:
+        ValueError: ``target_devices`` is not a non-empty list, or ``timeout`` is not positive.
+    """
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}.")
     if target_devices is None:
         n_workers = _usable_cpus()
     else:
@@ -105,6 +124,7 @@ def start_pool(folder: str, target_devices: Sequence[str] | None) -> dict[str, A
         _POOL_MARK: folder,
         _LOCK: threading.Lock(),
         _BLOCK: None,
+        _TIMEOUT: float(timeout),
     }
 
 
@@ -138,12 +158,41 @@ def check_pool(pool: Any) -> None:
             "pool must be the dict returned by StaticSentenceTransformer.start_multi_process_pool() "
             f"(a sentence-transformers pool runs a different model), got {type(pool).__name__}."
         )
-    try:
-        alive = any(process.is_alive() for process in pool["processes"])
-    except ValueError:  # process objects closed by stop_multi_process_pool
-        alive = False
-    if not alive:
+    if pool.get(_STOPPED):
         raise ValueError("the pool has been stopped: start a new one with start_multi_process_pool().")
+    dead = [p for p in pool["processes"] if not p.is_alive()]
+    if len(dead) == len(pool["processes"]):
+        raise ValueError(
+            f"every worker of the pool has died ({_describe(dead)}): stop it with stop_multi_process_pool() and "
+            "start a new one with start_multi_process_pool()."
+        )
+
+
+def _describe(processes: Sequence[Any]) -> str:
+    """``pid 12 (killed by SIGKILL), pid 13 (exit code 1)``: what happened to each process."""
+    parts = []
+    for process in processes:
+        code = process.exitcode
+        if code is None:
+            state = _proc_state(process.pid)
+            parts.append(f"pid {process.pid} ({'stopped (SIGSTOP)' if state == 'T' else 'running'})")
+        elif code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            parts.append(f"pid {process.pid} (killed by {name})")
+        else:
+            parts.append(f"pid {process.pid} (exit code {code})")
+    return ", ".join(parts)
+
+
+def _proc_state(pid: int | None) -> str | None:
+    """The state letter of a Linux process (``R``, ``S``, ``T`` for stopped, ...), or ``None`` if unknown."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return None
 
 
 def encode_with_pool(engine: Embedder, texts: list[str], pool: dict[str, Any], chunk_size: int | None) -> np.ndarray:
@@ -228,21 +277,30 @@ def _run_call(
         pool["input"].put((call, chunk, name, lo, n, dim, texts[lo : lo + chunk_size], settings))
     errors: list[BaseException] = []
     pending = len(starts)
+    timeout = float(pool.get(_TIMEOUT, STALL_TIMEOUT))
+    last_progress = time.monotonic()
     while pending:
         try:
-            their_call, _, error = pool["output"].get(timeout=_POLL_SECONDS)
+            their_call, _, error = pool["output"].get(timeout=min(_POLL_SECONDS, timeout))
         except queue.Empty:
             dead = [p for p in processes if not p.is_alive()]
             if dead:
-                details = ", ".join(f"pid {p.pid} (exit code {p.exitcode})" for p in dead)
                 raise RuntimeError(
-                    f"{len(dead)} staticst pool worker(s) died: {details}. Stop the pool "
+                    f"{len(dead)} staticst pool worker(s) died: {_describe(dead)}. Stop the pool "
                     "(stop_multi_process_pool) and start a new one before retrying."
+                ) from None
+            if time.monotonic() - last_progress > timeout:
+                raise TimeoutError(
+                    f"no staticst pool worker finished a chunk in {timeout:g} s ({pending} of {len(starts)} chunks "
+                    f"outstanding; workers: {_describe(processes)}). A worker may be stopped (SIGSTOP) or starved: stop "
+                    "the pool (stop_multi_process_pool) and start a new one, or pass a larger timeout to "
+                    "start_multi_process_pool()."
                 ) from None
             continue
         if their_call != call:  # a late answer to an earlier call that failed: not ours
             continue
         pending -= 1
+        last_progress = time.monotonic()
         if error is not None:
             errors.append(error)
     if errors:

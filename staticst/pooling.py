@@ -16,7 +16,9 @@ The arithmetic is an explicit :class:`PoolingConfig`; its ``arithmetic`` names a
 * ``"sentence-transformers"`` (ST 6.2 ``StaticEmbedding`` = ``nn.EmbeddingBag(mode="mean")``): float32
   sum / count, then ``x / max(||x||, 1e-12)`` when a ``Normalize`` module follows.
 
-An empty text (or one whose tokens were all dropped) pools to a zero vector, never NaN.
+An empty text (or one whose tokens were all dropped) pools to a zero vector, never NaN. A text whose sum,
+mean or norm overflows to Inf / NaN (a finite table with huge values) raises ``FloatingPointError`` naming
+the text: a wrong vector is never returned (the engine turns it into :class:`~staticst.errors.PoolingOverflowError`).
 """
 
 from __future__ import annotations
@@ -197,9 +199,25 @@ def _segment_sums(
     return sums
 
 
-def normalize_rows(x: np.ndarray, arithmetic: ArithmeticName) -> np.ndarray:
-    """L2-normalise rows with the reference's epsilon rule (zero rows stay zero)."""
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
+def overflow(message_index: int) -> FloatingPointError:
+    """The error for a text whose vector overflowed (``message_index``: its position in the call)."""
+    return FloatingPointError(
+        f"the vector of input {message_index} overflowed to Inf/NaN: the table's values are too large to sum "
+        "in float32 for a text this long"
+    )
+
+
+def normalize_rows(x: np.ndarray, arithmetic: ArithmeticName, first: int = 0) -> np.ndarray:
+    """L2-normalise rows with the reference's epsilon rule (zero rows stay zero).
+
+    Raises:
+        FloatingPointError: A row's norm overflows (it would silently become zeros); ``first`` is the index
+            of row 0 in the caller's batch, for the message.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is raised below, naming the row
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if not np.isfinite(norms).all():
+        raise overflow(first + int(np.flatnonzero(~np.isfinite(norms[:, 0]))[0]))
     return x / ARITHMETICS[arithmetic].norm_divisor(norms)
 
 
@@ -212,6 +230,7 @@ def pool(
     mapping: np.ndarray | None = None,
     weights: np.ndarray | None = None,
     gather_table: np.ndarray | None = None,
+    first: int = 0,
 ) -> np.ndarray:
     """Pool flat token ids into one float32 vector per text.
 
@@ -224,16 +243,21 @@ def pool(
         weights: Per-token-id weights, if any.
         gather_table: An exact float32 copy of a float16 ``table`` to read rows from (converting rows
             one gather at a time is several times slower); the arithmetic still follows ``table``'s dtype.
+        first: The index of the first text in the caller's batch (named by an overflow error).
 
     Returns:
         ``(len(texts), dim)`` float32 array.
+
+    Raises:
+        FloatingPointError: A text's sum, mean or norm overflowed to Inf / NaN.
     """
     n = len(offsets) - 1
     dim = table.shape[1]
     if n == 0:
         return np.zeros((0, dim), dtype=np.float32)
     acc = _accumulator(table, weights)
-    sums = _segment_sums(table, ids, offsets, mapping, weights, acc, gather_table)
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is raised by _finish, naming the text
+        sums = _segment_sums(table, ids, offsets, mapping, weights, acc, gather_table)
     counts = np.diff(offsets)
     if config.denominator == "weight_sum" and weights is not None:
         per_token = weights[ids].astype(np.float64)
@@ -245,18 +269,33 @@ def pool(
     out = sums if sums.dtype == np.float32 else np.empty((n, dim), dtype=np.float32)
     for r0 in range(0, n, FINISH_ROWS):
         r1 = min(n, r0 + FINISH_ROWS)
-        out[r0:r1] = _finish(sums[r0:r1], safe[r0:r1], config, table.dtype, acc)
+        out[r0:r1] = _finish(sums[r0:r1], safe[r0:r1], config, table.dtype, acc, first + r0)
     return out
 
 
 def _finish(
-    sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype[np.floating]
+    sums: np.ndarray,
+    safe: np.ndarray,
+    config: PoolingConfig,
+    table_dtype: np.dtype,
+    acc: np.dtype[np.floating],
+    first: int = 0,
 ) -> np.ndarray:
-    """Mean (and normalisation) of a block of per-text sums, in the reference's arithmetic."""
+    """Mean (and normalisation) of a block of per-text sums, in the reference's arithmetic.
+
+    Raises:
+        FloatingPointError: A text's mean or norm overflowed (``first``: the block's first text, for the message).
+    """
     arithmetic = ARITHMETICS[config.arithmetic]
-    mean = arithmetic.mean(sums, safe, config, table_dtype, acc)
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = arithmetic.mean(sums, safe, config, table_dtype, acc)
+    finite = np.isfinite(mean).all(axis=1)
+    if not finite.all():
+        raise overflow(first + int(np.flatnonzero(~finite)[0]))
     if config.normalize:
-        mean = normalize_rows(mean.astype(np.float32), config.arithmetic).astype(arithmetic.out_dtype(table_dtype))
+        with np.errstate(over="ignore"):
+            m32 = mean.astype(np.float32)
+        mean = normalize_rows(m32, config.arithmetic, first).astype(arithmetic.out_dtype(table_dtype))
     return mean.astype(np.float32, copy=False)
 
 
@@ -284,19 +323,24 @@ def pool_one(
         # to float32 (numpy's mean), or normalise in float32; float64 has more than 2 * 24 + 2 bits, so
         # rounding a float64 quotient, sum or square root of float32 operands to float32 gives exactly the
         # float32 operation's result. Hence plain float32 operations and math.sqrt are bit-identical here.
-        total = np.add.reduce(table.take(ids, axis=0), axis=0)
-        total /= np.float32(n)
+        with np.errstate(over="ignore", invalid="ignore"):
+            total = np.add.reduce(table.take(ids, axis=0), axis=0)
+            total /= np.float32(n)
+            square = float(np.add.reduce(total * total))
+        if not (np.isfinite(total).all() and (not config.normalize or math.isfinite(square))):
+            raise overflow(0)
         if config.normalize:
-            norm = np.float32(math.sqrt(np.add.reduce(total * total)))
+            norm = np.float32(math.sqrt(square))
             total /= ARITHMETICS[config.arithmetic].norm_divisor(norm)
         return total
     ids = np.asarray(ids, dtype=np.int64)
     acc = _accumulator(table, weights)
     source = table if gather_table is None else gather_table
     rows = source[mapping[ids] if mapping is not None else ids].astype(acc, copy=False)
-    if weights is not None:
-        rows = rows * weights[ids][:, None].astype(acc, copy=False)
-    total = np.add.reduce(rows, axis=0)  # sequential over tokens, as in pool()
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is raised by _finish
+        if weights is not None:
+            rows = rows * weights[ids][:, None].astype(acc, copy=False)
+        total = np.add.reduce(rows, axis=0)  # sequential over tokens, as in pool()
     if config.denominator == "weight_sum" and weights is not None:
         # summed in token order in float64, exactly as pool()'s bincount does
         denom = float(np.bincount(np.zeros(n, dtype=np.intp), weights=weights[ids].astype(np.float64))[0]) or 1.0

@@ -125,8 +125,9 @@ typedef struct {
     int weight_sum;           /* denominator: 0 count, 1 sum of weights */
 } st_pool;
 
-/* scratch: at least 2 * dim doubles */
-void st_pool_text(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out, double *scratch);
+/* Pool ids[0:n] into out[0:dim]; scratch: at least 2 * dim doubles. Returns 0, or 1 when the text's sum,
+ * mean or norm overflowed to Inf / NaN (the caller raises: a wrong vector is never returned). */
+int st_pool_text(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out, double *scratch);
 void st_pool_init(void);
 float st_f16_to_f32(uint16_t h);
 uint16_t st_f32_to_f16(float f);

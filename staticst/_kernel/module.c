@@ -387,6 +387,8 @@ typedef struct {
     st_ibuf work;      /* phase B: ids of one text being re-tokenized or taken from the fallback */
     st_scratch scratch;
     int nomem, bad;    /* bad: a re-tokenized text still missed (never expected) */
+    int64_t tokens;    /* ids pooled by this part */
+    Py_ssize_t overflow; /* the first text whose vector overflowed, or -1 */
 } st_part;
 
 typedef struct {
@@ -440,6 +442,7 @@ static void phase_b(void *ctx, int part, int n_parts) {
         }
     }
     st_ibuf final = {0};
+    pt->overflow = -1;
     for (Py_ssize_t i = b->bounds[part]; i < b->bounds[part + 1]; i++) {
         const int32_t *ids;
         Py_ssize_t n;
@@ -478,7 +481,9 @@ static void phase_b(void *ctx, int part, int n_parts) {
             if (n) memcpy(final.data + final.len, ids, (size_t)n * sizeof(int32_t));
             final.len += (size_t)n;
         } else {
-            st_pool_text(&k->pool, ids, n, b->out + (size_t)i * (size_t)dim, scratch);
+            if (st_pool_text(&k->pool, ids, n, b->out + (size_t)i * (size_t)dim, scratch) && pt->overflow < 0)
+                pt->overflow = i;
+            pt->tokens += n;
         }
     }
     free(scratch);
@@ -763,7 +768,7 @@ static PyObject **read_texts(PyObject *seq, Py_ssize_t *n_out, st_text **texts_o
 
 /* One chunk of a batch: pool into out (n x dim), or append the final ids to ids_acc and their counts. */
 static int run_chunk(KernelObject *k, PyObject *const *objs, const st_text *texts, Py_ssize_t n, Py_ssize_t base,
-                     float *out, st_ibuf *ids_acc, int32_t *final_cnt) {
+                     float *out, st_ibuf *ids_acc, int32_t *final_cnt, int64_t *tokens) {
     int rc = -1;
     int want = k->threads;
     Py_ssize_t *bounds = malloc(sizeof(Py_ssize_t) * (size_t)(want + 1));
@@ -825,6 +830,14 @@ static int run_chunk(KernelObject *k, PyObject *const *objs, const st_text *text
             PyErr_SetString(PyExc_RuntimeError, "staticst kernel: a resolved word was not found (please report)");
             goto done;
         }
+        if (!ids_acc && parts[p].overflow >= 0) {
+            PyErr_Format(PyExc_FloatingPointError,
+                         "the vector of input %zd overflowed to Inf/NaN: the table's values are too large to sum "
+                         "in float32 for a text this long",
+                         parts[p].overflow + base);
+            goto done;
+        }
+        *tokens += parts[p].tokens;
     }
     if (ids_acc)
         for (int p = 0; p < n_parts; p++) {
@@ -858,7 +871,8 @@ done:
 }
 
 /* The whole batch, chunk by chunk: out (n x dim float32) when pooling, else the ids via ids_out / offsets_out. */
-static int run_batch(KernelObject *k, PyObject *seq, float *out, PyObject **ids_out, PyObject **offsets_out) {
+static int run_batch(KernelObject *k, PyObject *seq, float *out, PyObject **ids_out, PyObject **offsets_out,
+                     int64_t *tokens) {
     Py_ssize_t n;
     st_text *texts;
     PyObject **objs = read_texts(seq, &n, &texts);
@@ -875,7 +889,7 @@ static int run_batch(KernelObject *k, PyObject *seq, float *out, PyObject **ids_
         while (hi < n && hi - lo < ST_CHUNK_TEXTS && (bytes < ST_CHUNK_BYTES || hi == lo)) bytes += texts[hi++].len;
         if (n &&
             run_chunk(k, objs + lo, texts + lo, hi - lo, lo, out ? out + (size_t)lo * (size_t)k->pool.dim : NULL,
-                      ids_out ? &ids_acc : NULL, ids_out ? final_cnt + lo : NULL) < 0)
+                      ids_out ? &ids_acc : NULL, ids_out ? final_cnt + lo : NULL, tokens) < 0)
             goto done;
         if (n == 0) break;
         lo = hi;
@@ -920,13 +934,15 @@ static PyObject *kernel_embed(KernelObject *self, PyObject *args) {
                      self->pool.dim);
         return NULL;
     }
-    if (run_batch(self, texts, (float *)PyArray_DATA(out), NULL, NULL) < 0) return NULL;
-    Py_RETURN_NONE;
+    int64_t tokens = 0;
+    if (run_batch(self, texts, (float *)PyArray_DATA(out), NULL, NULL, &tokens) < 0) return NULL;
+    return PyLong_FromLongLong((long long)tokens);
 }
 
 static PyObject *kernel_tokenize(KernelObject *self, PyObject *texts) {
     PyObject *ids = NULL, *offsets = NULL;
-    if (run_batch(self, texts, NULL, &ids, &offsets) < 0) return NULL;
+    int64_t tokens = 0;
+    if (run_batch(self, texts, NULL, &ids, &offsets, &tokens) < 0) return NULL;
     PyObject *res = PyTuple_Pack(2, ids, offsets);
     Py_DECREF(ids);
     Py_DECREF(offsets);
@@ -963,7 +979,12 @@ static PyObject *kernel_embed_one(KernelObject *self, PyObject *text) {
         goto fail;
     }
     if (s == ST_OK) {
-        st_pool_text(&self->pool, buf.data, (Py_ssize_t)buf.len, PyArray_DATA((PyArrayObject *)out), work);
+        if (st_pool_text(&self->pool, buf.data, (Py_ssize_t)buf.len, PyArray_DATA((PyArrayObject *)out), work)) {
+            PyErr_SetString(PyExc_FloatingPointError,
+                            "the vector of input 0 overflowed to Inf/NaN: the table's values are too large to sum in "
+                            "float32 for a text this long");
+            goto fail;
+        }
     } else {
         /* a missing word or an uncovered text: the batch path (resolve / fallback) for one text */
         Py_DECREF(out);
@@ -974,7 +995,8 @@ static PyObject *kernel_embed_one(KernelObject *self, PyObject *text) {
         PyList_SET_ITEM(list, 0, text);
         npy_intp shape[2] = {1, dim};
         PyObject *rows = PyArray_SimpleNew(2, shape, NPY_FLOAT32);
-        if (!rows || run_batch(self, list, (float *)PyArray_DATA((PyArrayObject *)rows), NULL, NULL) < 0) {
+        int64_t tokens = 0;
+        if (!rows || run_batch(self, list, (float *)PyArray_DATA((PyArrayObject *)rows), NULL, NULL, &tokens) < 0) {
             Py_XDECREF(rows);
             Py_DECREF(list);
             goto fail;
@@ -1030,10 +1052,16 @@ static PyObject *kernel_pool(KernelObject *self, PyObject *args) {
     double *work = malloc(sizeof(double) * (size_t)(2 * self->pool.dim));
     if (!work) return PyErr_NoMemory();
     float *o = PyArray_DATA(out);
-    Py_BEGIN_ALLOW_THREADS for (Py_ssize_t i = 0; i < n; i++)
+    Py_ssize_t overflow = -1;
+    Py_BEGIN_ALLOW_THREADS for (Py_ssize_t i = 0; i < n; i++) if (
         st_pool_text(&self->pool, idd + off[i], (Py_ssize_t)(off[i + 1] - off[i]), o + (size_t)i * (size_t)self->pool.dim,
-                     work);
+                     work) &&
+        overflow < 0) overflow = i;
     Py_END_ALLOW_THREADS free(work);
+    if (overflow >= 0) {
+        PyErr_Format(PyExc_FloatingPointError, "the vector of input %zd overflowed to Inf/NaN", overflow);
+        return NULL;
+    }
     Py_RETURN_NONE;
 }
 

@@ -243,14 +243,23 @@ static void sums_f64(const st_pool *p, const int32_t *ids, Py_ssize_t n, double 
 
 /* ------------------------------------------------------------------ finish */
 
-static void l2_normalize(float *x, Py_ssize_t dim, float *sq, int arithmetic) {
+/* 0, or 1 when the norm overflowed (the vector would silently become zeros) */
+static int l2_normalize(float *x, Py_ssize_t dim, float *sq, int arithmetic) {
     for (Py_ssize_t d = 0; d < dim; d++) sq[d] = x[d] * x[d];
     float norm = sqrtf(st_pairwise_f32(sq, dim));
+    if (!isfinite(norm)) return 1;
     float div = arithmetic == 0 ? norm + 1e-32f : (norm < 1e-12f ? 1e-12f : norm);
     for (Py_ssize_t d = 0; d < dim; d++) x[d] = x[d] / div;
+    return 0;
 }
 
-void st_pool_text(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out, double *scratch) {
+static int all_finite(const float *x, Py_ssize_t dim) {
+    int ok = 1;
+    for (Py_ssize_t d = 0; d < dim; d++) ok &= isfinite(x[d]) != 0;
+    return ok;
+}
+
+int st_pool_text(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out, double *scratch) {
     Py_ssize_t dim = p->dim;
     double denom = (double)n;
     if (p->weight_sum && p->weights) {
@@ -280,8 +289,10 @@ void st_pool_text(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out
         for (Py_ssize_t d = 0; d < dim; d++) out[d] = (float)(acc[d] / safe);
     }
     if (f16_out) st_round_f16_row(out, dim);
+    if (!all_finite(out, dim)) return 1;
     if (p->normalize) {
-        l2_normalize(out, dim, sq, p->arithmetic);
+        if (l2_normalize(out, dim, sq, p->arithmetic)) return 1;
         if (f16_out) st_round_f16_row(out, dim);
     }
+    return 0;
 }

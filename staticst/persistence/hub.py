@@ -29,6 +29,17 @@ BUILTIN_MODEL_PATH = Path(__file__).resolve().parent.parent / "_models" / "potio
 _TRUTHY = {"1", "true", "yes", "on"}
 
 
+def _looks_like_path(name: str) -> bool:
+    """A name no Hub id can be: absolute, relative to ``.`` / ``~``, or with a backslash or two slashes."""
+    return (
+        name.startswith(("/", ".", "~"))
+        or "\\" in name
+        or name.count("/") > 1
+        or (os.sep != "/" and os.sep in name)
+        or Path(name).is_absolute()
+    )
+
+
 def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUTHY
 
@@ -80,9 +91,17 @@ def resolve_model(
     Raises:
         ModelNotFoundError: Not a folder, not cached while offline, or unknown on the Hub.
     """
+    if name is not None and not str(name).strip():
+        raise ModelNotFoundError(
+            f"Model name {str(name)!r} is empty. Pass a folder, a Hub id like 'org/name', or None for the built-in model."
+        )
     if name is not None and Path(name).expanduser().is_dir():
         folder = Path(name).expanduser().resolve()
         return folder, str(name), None
+    if name is not None and _looks_like_path(str(name)):
+        raise ModelNotFoundError(
+            f"No such folder: {str(name)!r} does not exist. Pass an existing model folder, or a Hub id like 'org/name'."
+        )
     if name is None and revision in (None, BUILTIN_REVISION) and cache_folder is None:
         # No name: the pinned built-in revision, which ships in the package (no hub import, no cache lookup).
         return BUILTIN_MODEL_PATH, BUILTIN_MODEL_ID, BUILTIN_REVISION
@@ -93,10 +112,6 @@ def resolve_model(
         if cached is not None:
             return cached, repo_id, revision
         return BUILTIN_MODEL_PATH, repo_id, BUILTIN_REVISION
-    if name is not None and (os.sep in str(name) or str(name).startswith(".")) and str(name).count("/") != 1:
-        raise ModelNotFoundError(
-            f"Model path {str(name)!r} does not exist. Pass an existing folder or a Hub id like 'org/name'."
-        )
     import huggingface_hub
     from huggingface_hub.errors import (
         HfHubHTTPError,

@@ -9,13 +9,13 @@ here, not a branch elsewhere; a new family of semantics is an entry in :mod:`sta
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from staticst.errors import CorruptModelError, UnknownLayoutError
+from staticst.errors import UnknownLayoutError
 from staticst.families import MODEL2VEC, SENTENCE_TRANSFORMERS, Family
+from staticst.persistence.config import MODEL2VEC_KEYS, ST_KEYS, check_modules, read_json, validate
 
 __all__ = ["LAYOUTS", "ST_CONFIG_FILE", "Layout", "ResolvedLayout", "all_layout_files", "detect_layout", "layout_named"]
 
@@ -140,38 +140,29 @@ def layout_named(name: str) -> Layout:
     raise KeyError(f"no layout named {name!r}; known: {[layout.name for layout in LAYOUTS]}")
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptModelError(f"Could not read {path} as JSON: {exc}. Re-download or re-save the model.") from exc
-
-
 def _st_modules(root: Path, layout: Layout) -> tuple[bool, bool]:
     """Return (static module found at the layout's module_dir, a Normalize module follows it)."""
     assert layout.modules_file is not None
-    modules = _read_json(root / layout.modules_file)
-    if not isinstance(modules, list):
-        raise CorruptModelError(f"{root / layout.modules_file} must hold a JSON list of modules, got {type(modules).__name__}.")
-    found = False
-    normalize = False
-    for module in modules:
-        if not isinstance(module, dict):
-            continue
-        mtype = str(module.get("type", ""))
-        mpath = str(module.get("path", "")).strip("/")
-        if mpath == ".":
-            mpath = ""
-        if any(mtype.endswith(t) for t in layout.static_module_types) and mpath == layout.module_dir:
-            found = True
-        elif found and mtype.endswith("Normalize"):
-            normalize = True
-        elif found and not mtype.endswith("Normalize"):
-            raise UnknownLayoutError(
-                f"{root / layout.modules_file} lists a module staticst cannot run after the static embedding: "
-                f"{mtype!r}. Only StaticEmbedding followed by an optional Normalize is supported."
-            )
-    return found, normalize
+    modules = check_modules(root / layout.modules_file)
+    mpath = str(modules[0].get("path", "")).strip("/") if modules else None
+    found = mpath is not None and (mpath if mpath != "." else "") == layout.module_dir
+    return found, found and len(modules) > 1
+
+
+def _refuse_transformers(root: Path) -> None:
+    """A folder holding a transformer (``config.json`` of a transformers architecture) is not a static model."""
+    path = root / "config.json"
+    if not path.is_file():
+        return
+    config = read_json(path)
+    if not isinstance(config, dict) or config.get("model_type") == "model2vec":
+        return
+    architectures = config.get("architectures")
+    if isinstance(architectures, list) and architectures and "StaticModel" not in architectures:
+        raise UnknownLayoutError(
+            f"{root} is a transformer model ({', '.join(map(str, architectures))}), not a static "
+            "embedding model: load it with sentence_transformers.SentenceTransformer."
+        )
 
 
 def detect_layout(root: Path) -> ResolvedLayout:
@@ -184,9 +175,12 @@ def detect_layout(root: Path) -> ResolvedLayout:
         The first matching layout, with the parsed config and whether output is L2-normalised.
 
     Raises:
-        UnknownLayoutError: No layout matches; the message lists what the folder holds.
+        UnknownLayoutError: No layout matches (the message lists what the folder holds, one level deep), the
+            folder is a transformer, or modules.json lists a module staticst does not run.
         CorruptModelError: A metadata JSON file cannot be parsed.
+        InvalidConfigError: A config key has a wrong type or value.
     """
+    _refuse_transformers(root)
     for layout in LAYOUTS:
         if not layout.matches(root):
             continue
@@ -195,15 +189,15 @@ def detect_layout(root: Path) -> ResolvedLayout:
             found, normalize_module = _st_modules(root, layout)
             if not found:
                 continue
-        config: Any = {}
+        elif (root / "modules.json").is_file():
+            check_modules(root / "modules.json")  # model2vec ignores it; a module staticst cannot run is refused
+        config: dict[str, Any] = {}
         if layout.config_file:
-            config = _read_json(root / layout.config_file)
-            if not isinstance(config, dict):
-                raise CorruptModelError(f"{root / layout.config_file} must hold a JSON object, got {type(config).__name__}.")
+            config = validate(root / layout.config_file, read_json(root / layout.config_file), MODEL2VEC_KEYS)
             normalize_module = bool(config.get("normalize", False))
         st_config_path = root / ST_CONFIG_FILE
-        st_config = _read_json(st_config_path) if st_config_path.is_file() else {}
-        return ResolvedLayout(layout, root, config, normalize_module, st_config if isinstance(st_config, dict) else {})
+        st_config = validate(st_config_path, read_json(st_config_path), ST_KEYS) if st_config_path.is_file() else {}
+        return ResolvedLayout(layout, root, config, normalize_module, st_config)
     present = _listing(root)
     expected = "; ".join(f"{layout.name}: {', '.join(layout.required)}" for layout in LAYOUTS)
     raise UnknownLayoutError(

@@ -121,6 +121,14 @@ def _check_mapping(mapping: np.ndarray, table: np.ndarray, vocab_size: int, path
     return np.ascontiguousarray(mapping, dtype=np.int64)
 
 
+def _largest_id(tokenizer: Tokenizer) -> int:
+    """The largest token id the tokenizer can produce (vocabulary and added tokens)."""
+    added = max(tokenizer.get_added_tokens_decoder(), default=-1)
+    if type(tokenizer.model).__name__ == "Unigram":  # pieces are numbered by position
+        return max(tokenizer.get_vocab_size(with_added_tokens=False) - 1, added)
+    return max(max(tokenizer.get_vocab(with_added_tokens=False).values(), default=-1), added)
+
+
 def read_model(folder: Path) -> ModelParts:
     """Read and check every part of the model in ``folder``.
 
@@ -159,6 +167,14 @@ def read_model(folder: Path) -> ModelParts:
             f"{path}: the table has {table.shape[0]} rows but the tokenizer "
             f"({resolved.tokenizer_path}) has {vocab_size} tokens. The tokenizer and the table belong to "
             "different models: save them together, or add a 'mapping' tensor for a vocabulary-quantized table."
+        )
+    n_ids = len(mapping) if mapping is not None else table.shape[0]
+    largest = _largest_id(tokenizer)
+    if largest >= n_ids:
+        raise VocabularyMismatchError(
+            f"{resolved.tokenizer_path} can produce token id {largest}, but {path} has "
+            f"{'mapping entries' if mapping is not None else 'table rows'} for ids 0..{n_ids - 1} only. The tokenizer and "
+            "the table belong to different models: save them together."
         )
     if weights is not None:
         if weights.ndim != 1 or weights.dtype.kind != "f" or len(weights) != vocab_size:

@@ -10,6 +10,8 @@ negotiated format. What differs between routes is data: an entry of
 from __future__ import annotations
 
 import logging
+import math
+import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,16 +25,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from staticst.server._errors import (
-    BAD_REQUEST,
-    PAYLOAD_TOO_LARGE,
-    UNPROCESSABLE,
-    UNSUPPORTED_MEDIA_TYPE,
-    RequestError,
-)
-from staticst.server._media import FORMATS, JSON, NDJSON, error_response, negotiate
+from staticst.server._errors import BAD_REQUEST, PAYLOAD_TOO_LARGE, REQUEST_TIMEOUT, UNPROCESSABLE, RequestError
+from staticst.server._media import FORMATS, JSON, NDJSON, decode_json, error_response, negotiate, request_codec
 from staticst.server._routes import ROUTES
-from staticst.server._spec import Args, Get, Post
+from staticst.server._spec import USAGE, Args, Get, Post
 from staticst.server._spec import Route as RouteSpec
 from staticst.server._validation import Limits, Validator
 
@@ -44,6 +40,7 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_INPUT_CHARS",
     "DEFAULT_STREAM_CHUNK",
+    "DEFAULT_TIMEOUT_BODY",
     "Service",
     "create_app",
     "negotiate",
@@ -55,6 +52,8 @@ DEFAULT_MAX_BATCH = 2048
 DEFAULT_MAX_INPUT_CHARS = 20_000
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_STREAM_CHUNK = 256
+DEFAULT_TIMEOUT_BODY = 30.0
+"""Seconds a request's whole body may take to arrive once its headers are in (408 after)."""
 # Requests with at most this many characters in total are encoded on the event loop (a thread hop costs
 # more than the encode); larger ones go to a worker thread so the loop keeps serving other connections.
 INLINE_CHARS = 8192
@@ -71,8 +70,10 @@ class Service:
         routes: The route table the app serves.
         limits: The input limits and model facts validation needs.
         stream_chunk: Rows per chunk of a streamed JSON Lines answer.
-        model_name: The name reported by ``/info`` and ``/v1/embeddings``.
-        info: The ``/info`` body.
+        timeout_body: Seconds the whole request body may take to arrive (408 after).
+        model_name: The name reported by ``/info`` and ``/v1/embeddings``: the given name, else the model
+            folder's name or the Hub id (:func:`served_model_name`), never a path.
+        info: The ``/info`` body (no filesystem paths).
     """
 
     def __init__(
@@ -84,6 +85,7 @@ class Service:
         max_input_chars: int,
         max_body_bytes: int,
         stream_chunk: int,
+        timeout_body: float,
         model_name: str | None,
     ) -> None:
         self.model = model
@@ -99,9 +101,11 @@ class Service:
             prompt_names=tuple(sorted(prompts)),
         )
         self.stream_chunk = stream_chunk
-        self.model_name = str(model_name or info.get("model") or "staticst")
+        self.timeout_body = timeout_body
+        self.model_name = str(model_name or served_model_name(info.get("model"), info.get("path")))
+        self._encode_with_usage = getattr(model, "encode_with_usage", None)
         self.info: dict[str, Any] = {
-            **info,
+            **{key: value for key, value in info.items() if not _is_path(key, value)},
             "model": self.model_name,
             "dim": dim,
             "layout": info.get("layout", "unknown"),
@@ -109,10 +113,11 @@ class Service:
             "prompt_names": list(self.limits.prompt_names),
             "formats": list(FORMATS),
             "limits": {"max_batch": max_batch, "max_input_chars": max_input_chars, "max_body_bytes": max_body_bytes},
+            "timeouts": {"body": timeout_body},
         }
 
     async def read_json(self, request: Request) -> Any:
-        """Read the body within ``max_body_bytes`` and decode it as JSON.
+        """Read the body within ``max_body_bytes`` and ``timeout_body`` seconds and decode it as JSON.
 
         Args:
             request: The request.
@@ -121,47 +126,44 @@ class Service:
             The decoded body.
 
         Raises:
-            RequestError: 415 for a non-JSON Content-Type, 413 for a body over the limit, 400 for an
-                empty or malformed body (or a client that disconnected mid-body).
+            RequestError: 415 for a missing or non-JSON Content-Type or an unsupported charset, 413 for a
+                body over the limit, 408 (closing the connection) for a body that does not arrive in time,
+                400 for an empty or malformed body (or a client that disconnected mid-body).
         """
-        content_type = request.headers.get("content-type")
-        if content_type is not None:
-            media = content_type.partition(";")[0].strip().lower()
-            if media != JSON and not media.endswith("+json"):
-                raise RequestError(
-                    UNSUPPORTED_MEDIA_TYPE,
-                    f"Content-Type {content_type!r} is not supported; send the body as {JSON}",
-                    error_type="unsupported_media_type",
-                    value=content_type,
-                )
+        codec = request_codec(request.headers.get("content-type"))
         limit = self.limits.max_body_bytes
         length = request.headers.get("content-length")
         if length is not None:
             try:
                 declared = int(length)
             except ValueError:
-                raise RequestError(BAD_REQUEST, f"invalid Content-Length {length!r}", value=length) from None
+                raise RequestError(BAD_REQUEST, f"invalid Content-Length {length[:40]!r}", value=length) from None
             if declared > limit:
                 raise self._too_large(declared)
         chunks: list[bytes] = []
         size = 0
         try:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise self._too_large(size)
-                chunks.append(chunk)
+            with anyio.fail_after(self.timeout_body):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise self._too_large(size)
+                    chunks.append(chunk)
         except ClientDisconnect:  # nobody to answer; end the request quietly
             raise RequestError(BAD_REQUEST, "the client disconnected before sending the whole body") from None
+        except TimeoutError:
+            raise RequestError(
+                REQUEST_TIMEOUT,
+                f"the request body did not arrive within {self.timeout_body:g} s ({size} bytes received; "
+                "server option --timeout-body)",
+                error_type="timeout",
+                value=size,
+                close=True,
+            ) from None
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if not body:
             raise RequestError(BAD_REQUEST, "the request body is empty; send a JSON object", error_type="invalid_json")
-        try:
-            return orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise RequestError(
-                BAD_REQUEST, f"the request body is not valid JSON: {exc}", error_type="invalid_json"
-            ) from None
+        return decode_json(body, codec)
 
     def _too_large(self, size: int) -> RequestError:
         return RequestError(
@@ -172,30 +174,73 @@ class Service:
             value=size,
         )
 
-    async def encode(self, texts: list[str], kwargs: dict[str, Any]) -> np.ndarray:
+    async def encode(
+        self, texts: list[str], kwargs: dict[str, Any], count: bool = False
+    ) -> tuple[np.ndarray, int | None]:
         """``model.encode(texts, **kwargs)`` as a float32 matrix; large requests run in a worker thread.
 
         Args:
             texts: The texts (at least one).
             kwargs: Keyword arguments of ``model.encode``.
+            count: Also count the token ids pooled, in the same call (``model.encode_with_usage``).
 
         Returns:
-            One row per text.
+            One row per text, and the token count (``None`` unless ``count``; 0 for a model without
+            ``encode_with_usage``).
 
         Raises:
             RequestError: 422 when the model rejects the arguments.
         """
         if len(texts) <= INLINE_TEXTS and sum(map(len, texts)) <= INLINE_CHARS:
-            return self._encode(texts, kwargs)
-        return await anyio.to_thread.run_sync(self._encode, texts, kwargs)
+            return self._encode(texts, kwargs, count)
+        return await anyio.to_thread.run_sync(self._encode, texts, kwargs, count)
 
-    def _encode(self, texts: list[str], kwargs: dict[str, Any]) -> np.ndarray:
+    def _encode(self, texts: list[str], kwargs: dict[str, Any], count: bool) -> tuple[np.ndarray, int | None]:
+        model = self.model
         try:
+            if count and self._encode_with_usage is not None:
+                emb, tokens = self._encode_with_usage(texts, **kwargs)
+                return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1), int(tokens)
             if len(texts) == 1:  # encode(str) is the model's short path (same values); keep the 2-D shape
-                return np.asarray(self.model.encode(texts[0], **kwargs), dtype=np.float32).reshape(1, -1)
-            return np.asarray(self.model.encode(texts, **kwargs), dtype=np.float32)
+                emb = np.asarray(model.encode(texts[0], **kwargs), dtype=np.float32).reshape(1, -1)
+            else:
+                emb = np.asarray(model.encode(texts, **kwargs), dtype=np.float32)
         except (ValueError, TypeError, KeyError) as exc:
             raise RequestError(UNPROCESSABLE, f"the model rejected the request: {exc}") from exc
+        return emb, (0 if count else None)
+
+
+def served_model_name(model_id: Any, path: Any = None) -> str:
+    """The default served model name: the Hub id, or the folder's name for a model loaded from a folder.
+
+    Never a filesystem path (``/info`` and the OpenAI ``model`` field are seen by every client).
+
+    Args:
+        model_id: What the model was loaded from (``model.info()["model"]``): a Hub id or a folder.
+        path: The model's folder (``model.info()["path"]``), when known.
+
+    Returns:
+        The name.
+
+    Example:
+        >>> served_model_name("/srv/models/potion-base-8M", "/srv/models/potion-base-8M")
+        'potion-base-8M'
+        >>> served_model_name("minishlab/potion-base-8M", "/cache/models--minishlab--potion-base-8M/snapshots/1")
+        'minishlab/potion-base-8M'
+    """
+    if not model_id:
+        return "staticst"
+    name = str(model_id)
+    local = os.path.expanduser(name)
+    is_folder = path is not None and os.path.isdir(local) and os.path.realpath(local) == os.path.realpath(str(path))
+    if is_folder or os.path.isabs(local) or name.startswith((".", "~")):
+        return os.path.basename(os.path.normpath(os.path.realpath(local))) or "staticst"
+    return name
+
+
+def _is_path(key: str, value: Any) -> bool:
+    """Whether an entry of ``model.info()`` is a filesystem path (left out of ``/info``)."""
+    return key == "path" or (isinstance(value, str) and os.path.isabs(value))
 
 
 def _stream(
@@ -210,7 +255,7 @@ def _stream(
 
     async def lines() -> AsyncIterator[bytes]:
         for start in range(0, len(texts), chunk):
-            part = await service.encode(texts[start : start + chunk], kwargs)
+            part, _ = await service.encode(texts[start : start + chunk], kwargs)
             yield b"".join(line(args, start + i, row) for i, row in enumerate(part))
 
     return StreamingResponse(lines(), media_type=NDJSON)
@@ -224,6 +269,7 @@ def _post_endpoint(service: Service, route: Post) -> Endpoint:
     read_json, encode, model = service.read_json, service.encode, service.model
     encode_args, then, line, style = route.encode, route.then, route.stream, route.errors
     formats = dict(route.formats)
+    counted = frozenset(route.usage)
     chunk = service.stream_chunk
 
     async def endpoint(request: Request) -> Response:
@@ -233,7 +279,9 @@ def _post_endpoint(service: Service, route: Post) -> Endpoint:
             texts, kwargs = encode_args(args)
             if line is not None and fmt == NDJSON and len(texts) > chunk:
                 return _stream(service, texts, kwargs, args, line)
-            result = await encode(texts, kwargs)
+            result, tokens = await encode(texts, kwargs, fmt in counted)
+            if tokens is not None:
+                args[USAGE] = tokens
             if then is not None:
                 result = then(model, result)
         except RequestError as exc:
@@ -278,6 +326,24 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     )
 
 
+def check_timeout(name: str, value: Any) -> float:
+    """``value`` as a timeout in seconds: a positive finite number.
+
+    Args:
+        name: The option's name, for the message.
+        value: The value.
+
+    Returns:
+        The value as a float.
+
+    Raises:
+        ValueError: When it is not a positive finite number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 def create_app(
     model: StaticSentenceTransformer,
     *,
@@ -286,6 +352,7 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     stream_chunk: int = DEFAULT_STREAM_CHUNK,
     model_name: str | None = None,
+    timeout_body: float = DEFAULT_TIMEOUT_BODY,
 ) -> Starlette:
     """Build the ASGI application serving ``model``.
 
@@ -300,13 +367,16 @@ def create_app(
         max_input_chars: Most characters in one text (413 above it).
         max_body_bytes: Largest request body (413 above it).
         stream_chunk: JSON Lines responses with more rows than this are streamed, this many rows at a time.
-        model_name: Name reported by ``/info`` and ``/v1/embeddings`` (default: ``model.info()["model"]``).
+        model_name: Name reported by ``/info`` and ``/v1/embeddings`` (default: the model folder's name or
+            its Hub id, never a path; see :func:`served_model_name`).
+        timeout_body: Seconds a request's body may take to arrive once its headers are in; slower bodies
+            get a 408 and the connection is closed.
 
     Returns:
         A Starlette application (any ASGI server can run it).
 
     Raises:
-        ValueError: When a limit is not a positive integer.
+        ValueError: When a limit is not a positive integer or the timeout not a positive number.
     """
     for name, value in (
         ("max_batch", max_batch),
@@ -316,6 +386,7 @@ def create_app(
     ):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    check_timeout("timeout_body", timeout_body)
     if max_batch < 2:
         raise ValueError(f"max_batch must be at least 2 (/similarity needs a source and a sentence), got {max_batch}")
     service = Service(
@@ -325,6 +396,7 @@ def create_app(
         max_input_chars=max_input_chars,
         max_body_bytes=max_body_bytes,
         stream_chunk=stream_chunk,
+        timeout_body=timeout_body,
         model_name=model_name,
     )
     routes = [

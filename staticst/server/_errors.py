@@ -16,19 +16,80 @@ __all__ = [
     "NOT_ACCEPTABLE",
     "OPENAI_ERRORS",
     "PAYLOAD_TOO_LARGE",
+    "REQUEST_TIMEOUT",
     "TEI_ERRORS",
     "UNPROCESSABLE",
     "UNSUPPORTED_MEDIA_TYPE",
     "ErrorStyle",
     "RequestError",
+    "jsonable",
+    "shown",
 ]
 
 # HTTP statuses used for bad input.
 BAD_REQUEST = 400  # body is not JSON / not a JSON object
 NOT_ACCEPTABLE = 406  # Accept header names no format we produce
+REQUEST_TIMEOUT = 408  # the body did not arrive within the body timeout
 PAYLOAD_TOO_LARGE = 413  # a size limit: body bytes, number of inputs, characters of one input
-UNSUPPORTED_MEDIA_TYPE = 415  # Content-Type is not JSON
+UNSUPPORTED_MEDIA_TYPE = 415  # Content-Type missing, not JSON, or an unsupported charset
 UNPROCESSABLE = 422  # well-formed JSON with wrong types / values
+
+SHOWN_CHARS = 60
+"""Most characters of a client's string quoted back in an error message (the rest is summarised)."""
+_INT64 = (-(2**63), 2**64)  # the integers orjson writes (int64 and uint64)
+
+
+def shown(value: Any) -> str:
+    """A short, safe rendering of a client's value for an error message.
+
+    Strings are quoted and cut to :data:`SHOWN_CHARS` characters; numbers, booleans and null are spelled
+    as in JSON; arrays and objects are named, never printed (they may be huge or nested 1000 deep).
+
+    Args:
+        value: A decoded JSON value.
+
+    Returns:
+        The text to put in the message.
+    """
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        text = repr(value)
+        return text if len(text) <= SHOWN_CHARS else f"{text[:SHOWN_CHARS]}... ({len(text)} digits)"
+    if isinstance(value, str):
+        if len(value) <= SHOWN_CHARS:
+            return repr(value)
+        return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
+    if isinstance(value, list):
+        return f"an array of {len(value)} items"
+    if isinstance(value, dict):
+        return f"an object with {len(value)} keys"
+    return type(value).__name__
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as something orjson always serialises, for the ``value`` field of an error body.
+
+    Integers beyond 64 bits become floats, non-finite floats ``null``, long strings are cut, arrays and
+    objects are replaced by their :func:`shown` summary.
+
+    Args:
+        value: Any value.
+
+    Returns:
+        A JSON-serialisable value.
+    """
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return value if _INT64[0] <= value < _INT64[1] else float(value)
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, str):
+        return value if len(value) <= SHOWN_CHARS else shown(value)
+    return shown(value)
 
 
 class RequestError(Exception):
@@ -40,7 +101,9 @@ class RequestError(Exception):
         error_type: Short machine-readable kind (``"validation"``, ``"payload_too_large"``, ...).
         param: The offending field (``"inputs[3]"``), when there is one.
         limit: The limit that was exceeded, when a limit was exceeded.
-        value: The actual value (a size, a count, a type name), when useful.
+        value: The actual value (a size, a count, a type name), when useful; always JSON-serialisable
+            (see :func:`jsonable`).
+        close: Close the connection after the answer (the rest of the request may still be arriving).
     """
 
     def __init__(
@@ -52,6 +115,7 @@ class RequestError(Exception):
         param: str | None = None,
         limit: int | None = None,
         value: Any = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -59,7 +123,8 @@ class RequestError(Exception):
         self.error_type = error_type
         self.param = param
         self.limit = limit
-        self.value = value
+        self.value = jsonable(value)
+        self.close = close
 
     def to_json(self) -> dict[str, Any]:
         """The JSON error body: ``{"error": message, "error_type": ..., "param"?, "limit"?, "value"?}``."""

@@ -99,13 +99,18 @@ def body_schema(body: Body, limits: Limits) -> dict[str, Any]:
 def _error_responses(style: ErrorStyle) -> dict[str, Any]:
     error = {"content": {JSON: {"schema": {"$ref": f"#/components/schemas/{style.schema_name}"}}}}
     return {
-        "400": {"description": "The body is not valid JSON.", **error},
+        "400": {"description": "The body is not valid JSON (or not valid in its declared charset).", **error},
         "406": {"description": "The Accept header names no supported format.", **error},
+        "408": {"description": "The body did not arrive within the body timeout; the connection is closed.", **error},
         "413": {
             "description": "A limit was exceeded: body bytes, number of inputs or characters of one input.",
             **error,
         },
-        "415": {"description": "The Content-Type is not JSON.", **error},
+        "415": {
+            "description": "The Content-Type is missing, not JSON, or names a charset other than UTF-8/16/32, "
+            "US-ASCII, ISO-8859-* or windows-125*.",
+            **error,
+        },
         "422": {"description": "Wrong field types or values.", **error},
     }
 

@@ -8,7 +8,6 @@ validator and the OpenAPI document all read the table.
 from __future__ import annotations
 
 import base64
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,7 +25,7 @@ from staticst.server._media import (
     ndjson_response,
 )
 from staticst.server._openapi import build_openapi
-from staticst.server._spec import Args, Body, EncodeCall, Field, Get, Post, Render, Route, Service
+from staticst.server._spec import USAGE, Args, Body, EncodeCall, Field, Get, Post, Render, Route, Service
 
 if TYPE_CHECKING:
     from staticst.model import StaticSentenceTransformer
@@ -121,7 +120,7 @@ def _openai_lines(service: Service, args: Args, result: np.ndarray) -> Response:
 
 
 def _openai_json(service: Service, args: Args, result: np.ndarray) -> Response:
-    tokens = _count_tokens(service.model, args["input"])
+    tokens = args[USAGE]  # counted by model.encode_with_usage in the call that embedded (usage=(JSON,))
     return json_response(
         {
             "object": "list",
@@ -130,23 +129,6 @@ def _openai_json(service: Service, args: Args, result: np.ndarray) -> Response:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
     )
-
-
-def _count_tokens(model: StaticSentenceTransformer, texts: Sequence[str]) -> int:
-    tokenize = getattr(model, "tokenize", None)
-    if tokenize is None:
-        return 0
-    try:
-        features = tokenize(list(texts))
-        mask = features.get("attention_mask")
-        if mask is not None:  # padded 2-D ids (sentence-transformers style)
-            return int(np.asarray(mask).sum())
-        ids = features["input_ids"]
-        if isinstance(ids, np.ndarray) and ids.ndim == 1:  # staticst: flat ids of the whole batch
-            return int(ids.size)
-        return int(sum(len(row) for row in ids))
-    except Exception:  # noqa: BLE001 - usage is informational; never fail a request over it
-        return 0
 
 
 _OPENAI_EMBEDDING = {
@@ -255,6 +237,7 @@ ROUTES: tuple[Route, ...] = (
         json_schema={"$ref": "#/components/schemas/OpenAIEmbeddingsResponse"},
         line_schema={"$ref": "#/components/schemas/OpenAIEmbedding"},
         components={"OpenAIEmbeddingsResponse": _OPENAI_RESPONSE, "OpenAIEmbedding": _OPENAI_EMBEDDING},
+        usage=(JSON,),
     ),
     Post(
         "/similarity",

@@ -14,13 +14,86 @@ from typing import Any
 
 from staticst._argtypes import port as _port
 from staticst._argtypes import positive_int as _positive_int
-from staticst.server._app import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INPUT_CHARS, create_app
+from staticst.server._app import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_INPUT_CHARS,
+    DEFAULT_TIMEOUT_BODY,
+    check_timeout,
+    create_app,
+)
+from staticst.server._protocol import DEFAULT_TIMEOUT_HEADER, ServeConfig, protocol_class
 
-__all__ = ["add_serve_arguments", "build_app", "main_from_args", "serve"]
+__all__ = [
+    "DEFAULT_BACKLOG",
+    "DEFAULT_TIMEOUT_KEEP_ALIVE",
+    "FD_RESERVE",
+    "add_serve_arguments",
+    "auto_limit_concurrency",
+    "build_app",
+    "main_from_args",
+    "serve",
+    "server_config",
+]
 
 logger = logging.getLogger("staticst.server")
 
 GRACEFUL_SHUTDOWN_SECONDS = 30
+DEFAULT_TIMEOUT_KEEP_ALIVE = 5.0
+"""Seconds an idle kept-alive connection stays open after an answer (uvicorn's default)."""
+DEFAULT_BACKLOG = 4096
+"""Listen backlog: connections the kernel queues before they are accepted (Linux caps it at somaxconn)."""
+FD_RESERVE = 64
+"""File descriptors the automatic connection cap leaves for the process (model files, the socket, threads)."""
+Concurrency = int | str | None
+"""``limit_concurrency``: a positive integer, ``"auto"`` (from the open-file limit) or ``None`` (no cap)."""
+
+
+def auto_limit_concurrency() -> int | None:
+    """The default connection cap: the open-file limit (``ulimit -n``) minus :data:`FD_RESERVE`.
+
+    So the server answers 503 to the connection over the cap instead of running out of file descriptors
+    (when it can no longer accept anyone). ``None`` (no cap) when the limit is unlimited or unknown.
+
+    Returns:
+        The cap, at least 1.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not on Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return None
+    return max(1, soft - FD_RESERVE if soft > 2 * FD_RESERVE else soft // 2)
+
+
+def _resolve_concurrency(value: Concurrency) -> int | None:
+    if value == "auto":
+        return auto_limit_concurrency()
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"limit_concurrency must be a positive integer, 'auto' or None, got {value!r}")
+    return value
+
+
+def _seconds(value: str) -> float:
+    """The ``type=`` of a timeout option: a positive number of seconds."""
+    try:
+        return check_timeout("timeout", float(value))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {value!r}") from None
+
+
+def _concurrency(value: str) -> Concurrency:
+    """The ``type=`` of ``--limit-concurrency``: a positive integer, ``auto`` or ``none``."""
+    if value.lower() in ("auto", "none"):
+        return "auto" if value.lower() == "auto" else None
+    try:
+        return _positive_int(value)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, 'auto' or 'none', got {value!r}") from None
 
 
 def _ignore_signal(signum: int, frame: FrameType | None) -> None:
@@ -31,7 +104,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``staticst serve`` options to ``parser``.
 
     Adds the optional positional ``model`` and ``--host``, ``--port``, ``--workers``, ``--max-batch``,
-    ``--max-input-chars``, ``--max-body-bytes``, ``--access-log`` and ``--log-level``.
+    ``--max-input-chars``, ``--max-body-bytes``, ``--timeout-keep-alive``, ``--timeout-header``,
+    ``--timeout-body``, ``--limit-concurrency``, ``--backlog``, ``--served-model-name``, ``--access-log``
+    and ``--log-level``.
 
     Args:
         parser: The (sub)parser of the ``serve`` command.
@@ -60,6 +135,43 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_BODY_BYTES,
         help=f"largest request body in bytes (default: {DEFAULT_MAX_BODY_BYTES})",
     )
+    parser.add_argument(
+        "--timeout-keep-alive",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT_KEEP_ALIVE,
+        help=f"seconds an idle connection stays open after an answer (default: {DEFAULT_TIMEOUT_KEEP_ALIVE:g})",
+    )
+    parser.add_argument(
+        "--timeout-header",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT_HEADER,
+        help="seconds a connection has to send a complete request head, from when it opens or starts a "
+        f"request; then it is closed (default: {DEFAULT_TIMEOUT_HEADER:g})",
+    )
+    parser.add_argument(
+        "--timeout-body",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT_BODY,
+        help=f"seconds a request body may take to arrive; 408 after (default: {DEFAULT_TIMEOUT_BODY:g})",
+    )
+    parser.add_argument(
+        "--limit-concurrency",
+        type=_concurrency,
+        default="auto",
+        help="most connections and requests at once per worker, 503 above; 'auto': the open-file limit "
+        f"(ulimit -n) minus {FD_RESERVE}; 'none': no cap (default: auto)",
+    )
+    parser.add_argument(
+        "--backlog",
+        type=_positive_int,
+        default=DEFAULT_BACKLOG,
+        help=f"listen backlog (default: {DEFAULT_BACKLOG})",
+    )
+    parser.add_argument(
+        "--served-model-name",
+        default=None,
+        help="model name in /info and /v1/embeddings (default: the model folder's name or the Hub id)",
+    )
     parser.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"], help="default: info"
@@ -71,6 +183,8 @@ def build_app(
     max_batch: int = DEFAULT_MAX_BATCH,
     max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    timeout_body: float = DEFAULT_TIMEOUT_BODY,
+    served_model_name: str | None = None,
 ) -> Any:
     """Load the model and build the app (the factory each worker process calls).
 
@@ -79,6 +193,8 @@ def build_app(
         max_batch: Most texts per request.
         max_input_chars: Most characters per text.
         max_body_bytes: Largest request body in bytes.
+        timeout_body: Seconds a request body may take to arrive (408 after).
+        served_model_name: Name in ``/info`` and ``/v1/embeddings``; ``None``: the folder's name or Hub id.
 
     Returns:
         The ASGI application.
@@ -86,16 +202,73 @@ def build_app(
     from staticst.model import StaticSentenceTransformer
 
     model = StaticSentenceTransformer(model_name_or_path)
-    return create_app(model, max_batch=max_batch, max_input_chars=max_input_chars, max_body_bytes=max_body_bytes)
+    return create_app(
+        model,
+        max_batch=max_batch,
+        max_input_chars=max_input_chars,
+        max_body_bytes=max_body_bytes,
+        timeout_body=timeout_body,
+        model_name=served_model_name,
+    )
 
 
-def _worker_app(model_name_or_path: str | None, **limits: int) -> Any:
+def server_config(
+    app: Any,
+    *,
+    timeout_keep_alive: float = DEFAULT_TIMEOUT_KEEP_ALIVE,
+    timeout_header: float = DEFAULT_TIMEOUT_HEADER,
+    limit_concurrency: Concurrency = "auto",
+    backlog: int = DEFAULT_BACKLOG,
+    http: str = "auto",
+    **kwargs: Any,
+) -> ServeConfig:
+    """The uvicorn configuration :func:`serve` runs: the header deadline, the timeouts and the caps.
+
+    Args:
+        app: The ASGI application (or a factory with ``factory=True``).
+        timeout_keep_alive: Seconds an idle connection stays open after an answer.
+        timeout_header: Seconds a connection has to send a complete request head.
+        limit_concurrency: Most connections and requests at once (503 above): a positive integer, ``"auto"``
+            (:func:`auto_limit_concurrency`) or ``None`` (no cap).
+        backlog: Listen backlog.
+        http: The HTTP/1.1 parser: ``"auto"``, ``"httptools"`` or ``"h11"`` (see
+            :func:`staticst.server._protocol.protocol_class`).
+        **kwargs: More ``uvicorn.Config`` arguments (``host``, ``port``, ``workers``, ``log_level``...).
+
+    Returns:
+        The configuration.
+
+    Raises:
+        ValueError: When an option is out of range.
+    """
+    if isinstance(backlog, bool) or not isinstance(backlog, int) or backlog < 1:
+        raise ValueError(f"backlog must be a positive integer, got {backlog!r}")
+    options: dict[str, Any] = {
+        "loop": "auto",
+        "lifespan": "off",
+        "ws": "none",  # no WebSocket routes: upgrade requests are plain requests
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
+        "server_header": False,
+        **kwargs,
+    }
+    return ServeConfig(
+        app,
+        timeout_header=check_timeout("timeout_header", timeout_header),
+        http=protocol_class(http),
+        timeout_keep_alive=check_timeout("timeout_keep_alive", timeout_keep_alive),
+        limit_concurrency=_resolve_concurrency(limit_concurrency),
+        backlog=backlog,
+        **options,
+    )
+
+
+def _worker_app(model_name_or_path: str | None, **options: Any) -> Any:
     """:func:`build_app` for a server process: also moves the loaded objects out of the GC's way.
 
     ``gc.freeze()`` puts everything alive after start-up (modules, model, app) in the permanent
     generation, so full collections during serving no longer walk it (fewer multi-millisecond pauses).
     """
-    app = build_app(model_name_or_path, **limits)
+    app = build_app(model_name_or_path, **options)
     gc.collect()
     gc.freeze()
     return app
@@ -110,6 +283,12 @@ def serve(
     max_batch: int = DEFAULT_MAX_BATCH,
     max_input_chars: int = DEFAULT_MAX_INPUT_CHARS,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    timeout_keep_alive: float = DEFAULT_TIMEOUT_KEEP_ALIVE,
+    timeout_header: float = DEFAULT_TIMEOUT_HEADER,
+    timeout_body: float = DEFAULT_TIMEOUT_BODY,
+    limit_concurrency: Concurrency = "auto",
+    backlog: int = DEFAULT_BACKLOG,
+    served_model_name: str | None = None,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
@@ -127,6 +306,13 @@ def serve(
         max_batch: Most texts per request.
         max_input_chars: Most characters per text.
         max_body_bytes: Largest request body in bytes.
+        timeout_keep_alive: Seconds an idle connection stays open after an answer.
+        timeout_header: Seconds a connection has to send a complete request head (then it is closed).
+        timeout_body: Seconds a request body may take to arrive (then 408 and the connection is closed).
+        limit_concurrency: Most connections and requests at once per worker (503 above): a positive
+            integer, ``"auto"`` (the open-file limit minus :data:`FD_RESERVE`) or ``None`` (no cap).
+        backlog: Listen backlog.
+        served_model_name: Name in ``/info`` and ``/v1/embeddings``; ``None``: the folder's name or Hub id.
         access_log: Log every request.
         log_level: uvicorn log level.
 
@@ -144,22 +330,26 @@ def serve(
         max_batch=max_batch,
         max_input_chars=max_input_chars,
         max_body_bytes=max_body_bytes,
+        timeout_body=timeout_body,
+        served_model_name=served_model_name,
     )
-    app = factory()  # validates the model and the limits in this process before anything binds
     common: dict[str, Any] = {
         "host": host,
         "port": port,
-        "loop": "auto",
-        "http": "auto",
-        "lifespan": "off",
+        "timeout_keep_alive": timeout_keep_alive,
+        "timeout_header": timeout_header,
+        "limit_concurrency": limit_concurrency,
+        "backlog": backlog,
         "access_log": access_log,
         "log_level": log_level,
-        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_SECONDS,
-        "backlog": 4096,
-        "server_header": False,
     }
+    check_timeout("timeout_body", timeout_body)
+    server_config(factory, factory=True, **common)  # validates the server options before the model loads
+    app = factory()  # validates the model and the limits in this process before anything binds
     if workers == 1:
-        server = uvicorn.Server(uvicorn.Config(app, **common))
+        config = server_config(app, **common)
+        _log_limits(config, timeout_body)
+        server = uvicorn.Server(config)
         if threading.current_thread() is not threading.main_thread():
             server.run()
             return
@@ -172,9 +362,21 @@ def serve(
             signal.signal(signal.SIGTERM, previous)
         return
     # Each worker is a spawned process that calls the (picklable) factory: no import string, no env vars.
-    config = uvicorn.Config(factory, factory=True, workers=workers, **common)
+    config = server_config(factory, factory=True, workers=workers, **common)
+    _log_limits(config, timeout_body)
     sock = config.bind_socket()
     Multiprocess(config, sockets=[sock]).run()
+
+
+def _log_limits(config: ServeConfig, timeout_body: float) -> None:
+    logging.getLogger("uvicorn.error").info(
+        "timeouts: keep-alive %g s, header %g s, body %g s; connection cap %s per worker; backlog %d",
+        config.timeout_keep_alive,
+        config.timeout_header,
+        timeout_body,
+        config.limit_concurrency or "none",
+        config.backlog,
+    )
 
 
 def main_from_args(args: argparse.Namespace) -> int:
@@ -195,6 +397,12 @@ def main_from_args(args: argparse.Namespace) -> int:
             max_batch=args.max_batch,
             max_input_chars=args.max_input_chars,
             max_body_bytes=getattr(args, "max_body_bytes", DEFAULT_MAX_BODY_BYTES),
+            timeout_keep_alive=getattr(args, "timeout_keep_alive", DEFAULT_TIMEOUT_KEEP_ALIVE),
+            timeout_header=getattr(args, "timeout_header", DEFAULT_TIMEOUT_HEADER),
+            timeout_body=getattr(args, "timeout_body", DEFAULT_TIMEOUT_BODY),
+            limit_concurrency=getattr(args, "limit_concurrency", "auto"),
+            backlog=getattr(args, "backlog", DEFAULT_BACKLOG),
+            served_model_name=getattr(args, "served_model_name", None),
             access_log=getattr(args, "access_log", False),
             log_level=getattr(args, "log_level", "info"),
         )

@@ -23,7 +23,7 @@ from staticst.server._errors import ErrorStyle
 if TYPE_CHECKING:
     from staticst.model import StaticSentenceTransformer
 
-__all__ = ["KINDS", "Args", "Body", "EncodeCall", "Field", "Get", "Kind", "Post", "Render", "Route"]
+__all__ = ["KINDS", "USAGE", "Args", "Body", "EncodeCall", "Field", "Get", "Kind", "Post", "Render", "Route"]
 
 Kind = Literal["texts", "text", "sentences", "bool", "dimension", "prompt-name", "string", "enum", "object"]
 """What a field holds (each kind has one validator and one JSON Schema):
@@ -41,7 +41,11 @@ Kind = Literal["texts", "text", "sentences", "bool", "dimension", "prompt-name",
 KINDS: tuple[Kind, ...] = ("texts", "text", "sentences", "bool", "dimension", "prompt-name", "string", "enum", "object")
 
 Args = dict[str, Any]
-"""A validated body: every field's value (or default) by field name; objects are nested dicts."""
+"""A validated body: every field's value (or default) by field name; objects are nested dicts.
+
+For a route that counts tokens (:attr:`Post.usage`), the renderers also find the count under :data:`USAGE`."""
+USAGE = "usage_tokens"
+"""The key of the token count in the arguments a counting route's renderer gets (never a field name)."""
 EncodeCall = tuple[list[str], dict[str, Any]]
 """What a route encodes: the texts and the keyword arguments of ``model.encode``."""
 
@@ -85,6 +89,8 @@ class Field:
     token_ids: bool = False
 
     def __post_init__(self) -> None:
+        if self.name == USAGE:
+            raise ValueError(f"field name {USAGE!r} is reserved (the token count of routes with usage)")
         if self.kind not in KINDS:
             raise ValueError(f"field {self.name!r}: unknown kind {self.kind!r}; kinds: {', '.join(KINDS)}")
         if (self.kind == "enum") != bool(self.values):
@@ -155,6 +161,10 @@ class Post:
             (and ``then`` is ``None``), JSON Lines answers with more texts than the service's
             ``stream_chunk`` are encoded and sent chunk by chunk.
         components: OpenAPI: more schemas (under ``components/schemas``) the response schemas refer to.
+        usage: The formats whose renderer reports token usage (OpenAI's ``usage``). For these the service
+            calls ``model.encode_with_usage(texts, **kwargs)`` instead of ``encode``: the token ids are
+            counted in the same pass (and the same worker thread) as the embedding, and the count reaches
+            the renderer as ``args[USAGE]``. Streamed answers never count.
     """
 
     path: str
@@ -169,10 +179,13 @@ class Post:
     then: Callable[[StaticSentenceTransformer, np.ndarray], np.ndarray] | None = None
     stream: Callable[[Args, int, np.ndarray], bytes] | None = None
     components: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    usage: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.stream is not None and self.then is not None:
             raise ValueError(f"{self.path}: a route with `then` cannot stream (its rows are not the embeddings)")
+        if not set(self.usage) <= set(self.formats):
+            raise ValueError(f"{self.path}: usage names formats the route does not render: {self.usage}")
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ from staticst.server._errors import (
     BAD_REQUEST,
     NOT_ACCEPTABLE,
     PAYLOAD_TOO_LARGE,
+    SHOWN_CHARS,
     UNPROCESSABLE,
     UNSUPPORTED_MEDIA_TYPE,
     RequestError,
+    shown,
 )
 from staticst.server._spec import Args, Body, Field, Kind
 
@@ -72,6 +74,11 @@ def _type_name(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def _key(key: str) -> str:
+    """An unknown key as the error's ``param``: itself, or its :func:`shown` summary when long."""
+    return key if len(key) <= SHOWN_CHARS else shown(key)
 
 
 def _wrong_type(param: str, expected: str, value: Any) -> RequestError:
@@ -185,19 +192,26 @@ def _check_dimension(f: Field, param: str, limits: Limits, body: Mapping[str, An
     value = body.get(f.name)
     if value is None:
         return _missing(f, param)
+    sent = value
     if isinstance(value, float) and value.is_integer():  # JSON Schema: 64.0 is an integer
+        if not 1 <= value <= limits.dim:  # checked as a float: int(1e300) is an integer orjson cannot write
+            raise _out_of_range(param, sent, limits)
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _wrong_type(param, "an integer", value)
     if not 1 <= value <= limits.dim:
-        raise RequestError(
-            UNPROCESSABLE,
-            f"{param}={value} is out of range; the model has {limits.dim} dimensions, use 1..{limits.dim}",
-            param=param,
-            limit=limits.dim,
-            value=value,
-        )
+        raise _out_of_range(param, sent, limits)
     return value
+
+
+def _out_of_range(param: str, value: float, limits: Limits) -> RequestError:
+    return RequestError(
+        UNPROCESSABLE,
+        f"{param}={shown(value)} is out of range; the model has {limits.dim} dimensions, use 1..{limits.dim}",
+        param=param,
+        limit=limits.dim,
+        value=value,
+    )
 
 
 def _check_prompt_name(f: Field, param: str, limits: Limits, body: Mapping[str, Any]) -> Any:
@@ -208,7 +222,7 @@ def _check_prompt_name(f: Field, param: str, limits: Limits, body: Mapping[str, 
         raise _wrong_type(param, "a string", value)
     if value not in limits.prompt_names:
         known = ", ".join(repr(n) for n in limits.prompt_names) or "none (this model has no prompts)"
-        raise RequestError(UNPROCESSABLE, f"unknown {param} {value!r}; known prompt names: {known}", param=param)
+        raise RequestError(UNPROCESSABLE, f"unknown {param} {shown(value)}; known prompt names: {known}", param=param)
     return value
 
 
@@ -227,7 +241,7 @@ def _check_enum(f: Field, param: str, limits: Limits, body: Mapping[str, Any]) -
         return _missing(f, param)
     if value not in f.values:
         allowed = " or ".join(repr(v) for v in f.values)
-        raise RequestError(UNPROCESSABLE, f"{param} must be {allowed}, got {value!r}", param=param)
+        raise RequestError(UNPROCESSABLE, f"{param} must be {allowed}, got {shown(value)}", param=param)
     return value
 
 
@@ -264,8 +278,8 @@ def _check_object(
         if key not in known:
             raise RequestError(
                 UNPROCESSABLE,
-                f"unknown field {param}.{key}; allowed: {', '.join(name for name, _ in nested)}",
-                param=f"{param}.{key}",
+                f"unknown field {param}.{_key(key)}; allowed: {', '.join(name for name, _ in nested)}",
+                param=f"{param}.{_key(key)}",
             )
     return {name: check(value) for name, check in nested}
 
@@ -334,7 +348,9 @@ class Validator:
         known = self._known
         for key in data:
             if key not in known:
-                raise RequestError(UNPROCESSABLE, f"unknown field {key!r}; allowed fields: {self._allowed}", param=key)
+                raise RequestError(
+                    UNPROCESSABLE, f"unknown field {shown(key)}; allowed fields: {self._allowed}", param=_key(key)
+                )
         return {name: check(data) for name, check in self._steps}
 
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from staticst import util
 from staticst._version import __version__
+from staticst.corpus import embed_corpus, encode_iter
 from staticst.errors import (
+    CorpusError,
+    CorpusInputError,
+    CorpusOutputError,
     CorruptModelError,
     EmbeddingShapeError,
     InvalidConfigError,
@@ -27,10 +31,14 @@ from staticst.model import StaticSentenceTransformer
 from staticst.model_card import ModelCardData
 from staticst.persistence.hub import BUILTIN_MODEL_ID
 from staticst.pooling import PoolingConfig
+from staticst.static_model import StaticModel
 from staticst.tokenization import TokenizerSettings
 
 __all__ = [
     "BUILTIN_MODEL_ID",
+    "CorpusError",
+    "CorpusInputError",
+    "CorpusOutputError",
     "CorruptModelError",
     "EmbeddingShapeError",
     "InvalidConfigError",
@@ -41,11 +49,14 @@ __all__ = [
     "NonFiniteEmbeddingError",
     "PoolingConfig",
     "PoolingOverflowError",
+    "StaticModel",
     "StaticSTError",
     "StaticSentenceTransformer",
     "TokenizerSettings",
     "UnknownLayoutError",
     "VocabularyMismatchError",
     "__version__",
+    "embed_corpus",
+    "encode_iter",
     "util",
 ]

@@ -2,25 +2,31 @@
 
 Commands::
 
-    staticst encode [TEXT ...] [--model M] [--output FILE.npy|FILE.jsonl] ...   (stdin: one text per line)
+    staticst encode [TEXT ...] [-i FILE | stdin] [-o OUT.npy|.parquet|.jsonl|.f32|.bin] [--resume] ...
     staticst info [MODEL] [--json]
     staticst serve [MODEL] [--host H] [--port P] ...                          (needs staticst[server])
+
+``encode`` streams: texts given as arguments are encoded in one call; otherwise the input (a file or stdin,
+one text per line, or JSON lines / CSV / Parquet with ``--field``) is read and written a batch at a time by
+:func:`staticst.corpus.embed_corpus` (an output file: atomic and resumable) or to stdout as JSON lines.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TextIO
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO, TextIO
 
 import numpy as np
 
 from staticst._argtypes import positive_int
 
 __all__ = ["build_parser", "main"]
+
+_PRECISIONS = ["float32", "int8", "uint8", "binary", "ubinary"]
 
 
 def build_parser(with_server: bool = False) -> argparse.ArgumentParser:
@@ -32,17 +38,31 @@ def build_parser(with_server: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="staticst", description="Static embeddings, sentence-transformers style, no torch.")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    enc = sub.add_parser("encode", help="embed texts (arguments, or one per line on stdin)")
-    enc.add_argument("texts", nargs="*", help="texts to embed; read stdin (one per line) when none are given")
+    enc = sub.add_parser("encode", help="embed texts: arguments, a corpus file, or stdin (one text per line)")
+    enc.add_argument("texts", nargs="*", help="texts to embed; without them the input is --input or stdin")
     enc.add_argument("--model", "-m", default=None, help="folder or Hub id (default: built-in potion-base-8M)")
-    enc.add_argument("--output", "-o", default=None, help="write .npy (array) or .jsonl; default: JSON lines on stdout")
-    enc.add_argument("--batch-size", type=positive_int, default=1024)
+    enc.add_argument("--input", "-i", default=None, help="corpus file (.txt lines, .jsonl, .csv, .parquet); default stdin")
+    enc.add_argument("--format", default=None, choices=["text", "jsonl", "csv", "parquet"], help="input format (default: by extension)")
+    enc.add_argument("--field", default=None, help="text field of JSON lines / CSV / Parquet input (default: text)")
+    enc.add_argument("--id-field", default=None, help="a field written with each vector (JSON lines, Parquet output)")
+    enc.add_argument(
+        "--output", "-o", default=None, help="write .npy, .parquet, .jsonl, .f32 or .bin; default: JSON lines on stdout"
+    )
+    enc.add_argument("--keep-text", action="store_true", help="also write each text (JSON lines, Parquet)")
+    enc.add_argument("--resume", action="store_true", help="continue the interrupted run that left OUTPUT.partial")
+    enc.add_argument(
+        "--on-error", default="fail", choices=["fail", "skip"], help="a line that cannot be read: stop (default) or skip and list it"
+    )
+    enc.add_argument("--quiet", "-q", action="store_true", help="no progress bar (default: shown on a terminal)")
+    enc.add_argument("--batch-size", type=positive_int, default=32768, help="texts per batch and checkpoint")
     enc.add_argument("--normalize", action="store_true", help="L2-normalise the output")
     enc.add_argument("--truncate-dim", type=positive_int, default=None, help="keep the first N dimensions")
     enc.add_argument("--prompt-name", default=None, help="prepend the model's prompt of this name")
-    enc.add_argument("--precision", default="float32", choices=["float32", "int8", "uint8", "binary", "ubinary"])
+    enc.add_argument(
+        "--precision", default="float32", choices=_PRECISIONS, help="quantize (TEXT arguments only: ranges come from the call)"
+    )
 
-    info = sub.add_parser("info", help="show a model's layout, dimensions, vocabulary and settings")
+    info = sub.add_parser("info", help="show a model's layout, dimensions, vocabulary, settings and backend")
     info.add_argument("model", nargs="?", default=None, help="folder or Hub id (default: built-in model)")
     info.add_argument("--json", action="store_true", help="print JSON")
 
@@ -56,37 +76,80 @@ def build_parser(with_server: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
-def _read_texts(args_texts: Sequence[str], stdin: TextIO) -> list[str]:
-    if args_texts:
-        return list(args_texts)
-    return [line.rstrip("\r\n") for line in stdin]
+def _json_lines(rows: np.ndarray, start: int, ids: Sequence[Any] | None = None) -> bytes:
+    import orjson
+
+    key = "id" if ids is not None else "index"
+    return b"".join(
+        orjson.dumps({key: ids[i] if ids is not None else start + i, "embedding": row}, option=orjson.OPT_SERIALIZE_NUMPY)
+        + b"\n"
+        for i, row in enumerate(rows)
+    )
 
 
-def _cmd_encode(args: argparse.Namespace, stdin: TextIO, stdout: TextIO) -> int:
+def _texts_from(args: argparse.Namespace, source: Any) -> Iterator[str]:
+    from staticst.corpus.sources import BadRecord
+    from staticst.errors import CorpusInputError
+
+    for item in source.records():
+        if isinstance(item, BadRecord):
+            if args.on_error == "fail":
+                raise CorpusInputError(f"{source.name}:{item.line}: {item.reason}. Fix the input or pass --on-error skip.")
+            print(f"staticst encode: skipped {source.name}:{item.line}: {item.reason}", file=sys.stderr)
+            continue
+        yield item.text
+
+
+def _cmd_encode(args: argparse.Namespace, stdout: BinaryIO) -> int:
+    from staticst.corpus import check_output, embed_corpus, encode_iter, open_source
     from staticst.model import StaticSentenceTransformer
 
-    texts = _read_texts(args.texts, stdin)
+    if args.output is not None:
+        check_output(args.output)  # before any work: a bad path fails in milliseconds, not after the corpus
+    if args.texts and args.input is not None:
+        raise ValueError("give texts as arguments or --input FILE, not both.")
+    if args.precision != "float32" and not args.texts:
+        raise ValueError(
+            f"--precision {args.precision} calibrates on the whole call, so it needs the texts as arguments; "
+            "write float32 with --output and quantize afterwards (staticst.util.quantize_embeddings)."
+        )
     model = StaticSentenceTransformer(args.model)
-    emb = model.encode(
-        texts,
-        batch_size=args.batch_size,
-        normalize_embeddings=args.normalize,
-        truncate_dim=args.truncate_dim,
-        prompt_name=args.prompt_name,
-        precision=args.precision,
-    )
-    emb = np.asarray(emb)
-    if args.output and args.output.endswith(".npy"):
-        np.save(args.output, emb)
-        print(f"wrote {emb.shape} {emb.dtype} to {args.output}", file=sys.stderr)
+    options = {"normalize_embeddings": args.normalize, "truncate_dim": args.truncate_dim, "prompt_name": args.prompt_name}
+    if args.texts:
+        emb = np.asarray(model.encode(list(args.texts), precision=args.precision, **options))
+        if args.output:
+            if not args.output.endswith(".npy"):
+                raise ValueError("texts given as arguments are written as .npy (or as JSON lines to stdout).")
+            np.save(args.output, emb)
+            print(f"wrote {emb.shape} {emb.dtype} to {args.output}", file=sys.stderr)
+        else:
+            stdout.write(_json_lines(emb, 0))
         return 0
-    lines = (json.dumps({"index": i, "embedding": row.tolist()}) + "\n" for i, row in enumerate(emb))
-    if args.output:
-        with Path(args.output).open("w", encoding="utf-8") as handle:
-            handle.writelines(lines)
-        print(f"wrote {len(texts)} rows to {args.output}", file=sys.stderr)
-    else:
-        stdout.writelines(lines)
+    if args.output is not None:
+        report = embed_corpus(
+            model,
+            args.input,
+            args.output,
+            resume=args.resume,
+            on_error=args.on_error,
+            progress=False if args.quiet else None,
+            batch_texts=args.batch_size,
+            keep_texts=args.keep_text,
+            input_format=args.format,
+            field=args.field,
+            id_field=args.id_field,
+            **options,
+        )
+        note = f", skipped {report.skipped} (listed in {report.errors})" if report.skipped else ""
+        resumed = f", resumed after {report.resumed_from:,} records" if report.resumed_from else ""
+        print(f"wrote {report.rows:,} rows to {report.output}{note}{resumed}", file=sys.stderr)
+        return 0
+    source = open_source(args.input, format=args.format, field=args.field, id_field=None)
+    start = 0
+    for rows in encode_iter(model, _texts_from(args, source), batch_size=args.batch_size, **options):
+        stdout.write(_json_lines(np.asarray(rows), start))
+        start += len(rows)
+    stdout.flush()
     return 0
 
 
@@ -110,7 +173,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit status (errors are printed, not raised)."""
+    """Run the CLI; returns the exit status (errors are one line on stderr, never a traceback)."""
     from staticst.errors import StaticSTError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -126,12 +189,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "encode":
-            return _cmd_encode(args, sys.stdin, sys.stdout)
+            return _cmd_encode(args, sys.stdout.buffer)
         if args.command == "info":
             return _cmd_info(args, sys.stdout)
         return _cmd_serve(args)
-    except (StaticSTError, ValueError, TypeError) as exc:
-        print(f"staticst {args.command}: error: {exc}", file=sys.stderr)
+    except BrokenPipeError:  # e.g. `staticst encode ... | head -1`: the reader has gone; end quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except KeyboardInterrupt:
+        print(f"staticst {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except (StaticSTError, ValueError, TypeError, OSError) as exc:
+        detail = f"{exc.strerror}: {exc.filename}" if isinstance(exc, OSError) and exc.strerror and exc.filename else exc
+        print(f"staticst {args.command}: error: {detail}", file=sys.stderr)
         return 1
 
 

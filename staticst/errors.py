@@ -7,13 +7,19 @@ The hierarchy::
     │   ├── ModelNotFoundError         no such folder / hub id, or a required file is missing
     │   │                              (also a FileNotFoundError)
     │   ├── UnknownLayoutError         the folder holds files, but in no layout staticst knows
+    │   │                              (also a ValueError, as model2vec raises for a folder without its files)
     │   ├── CorruptModelError          a truncated or unreadable safetensors / JSON / tokenizer file,
     │   │                              or a tensor of the wrong name, rank or dtype
     │   ├── InvalidConfigError         a config file key with a wrong type or value (also a ValueError)
-    │   ├── VocabularyMismatchError    table rows disagree with the tokenizer vocabulary
+    │   ├── VocabularyMismatchError    table rows disagree with the tokenizer vocabulary (also a
+    │   │                              ValueError, as model2vec raises for the same mismatch)
     │   └── NonFiniteEmbeddingError    the table (or per-token weights) hold NaN or Inf
     ├── MissingDependencyError         an optional extra (e.g. torch for ``convert_to_tensor``) is not
     │                                  installed (also an ImportError)
+    ├── CorpusError                    bulk encoding (staticst.corpus, ``staticst encode``) could not run
+    │   ├── CorpusInputError           an input file, format, field or record that cannot be read: the message
+    │   │                              names the file and line (also a ValueError)
+    │   └── CorpusOutputError          an output path or a partial run that cannot be used (also an OSError)
     ├── PoolingOverflowError           a text's sum, mean or norm overflowed to Inf/NaN (a finite table with
     │                                  huge values): raised instead of returning a wrong vector (also a
     │                                  FloatingPointError)
@@ -28,6 +34,9 @@ raise the built-in ``ValueError`` / ``TypeError``, as sentence-transformers does
 from __future__ import annotations
 
 __all__ = [
+    "CorpusError",
+    "CorpusInputError",
+    "CorpusOutputError",
     "CorruptModelError",
     "EmbeddingShapeError",
     "InvalidConfigError",
@@ -54,8 +63,12 @@ class ModelNotFoundError(ModelLoadError, FileNotFoundError):
     """The model folder, hub id or one of its required files does not exist."""
 
 
-class UnknownLayoutError(ModelLoadError):
-    """The folder exists but matches none of the known disk layouts."""
+class UnknownLayoutError(ModelLoadError, ValueError):
+    """The folder exists but matches none of the known disk layouts.
+
+    Also a ``ValueError``: model2vec raises that for a folder without its model files, so
+    ``except ValueError`` written against it keeps working.
+    """
 
 
 class CorruptModelError(ModelLoadError):
@@ -66,8 +79,11 @@ class InvalidConfigError(ModelLoadError, ValueError):
     """A key of ``config.json`` / ``config_sentence_transformers.json`` has a wrong type or value."""
 
 
-class VocabularyMismatchError(ModelLoadError):
-    """The embedding table's row count disagrees with the tokenizer vocabulary."""
+class VocabularyMismatchError(ModelLoadError, ValueError):
+    """The embedding table's row count disagrees with the tokenizer vocabulary.
+
+    Also a ``ValueError``: model2vec raises that when tokens and vectors do not match.
+    """
 
 
 class NonFiniteEmbeddingError(ModelLoadError):
@@ -76,6 +92,18 @@ class NonFiniteEmbeddingError(ModelLoadError):
 
 class MissingDependencyError(StaticSTError, ImportError):
     """An optional dependency needed for the requested feature is not installed."""
+
+
+class CorpusError(StaticSTError):
+    """Bulk encoding could not run."""
+
+
+class CorpusInputError(CorpusError, ValueError):
+    """An input file, format, field or record cannot be read; the message names the file and the line."""
+
+
+class CorpusOutputError(CorpusError, OSError):
+    """An output path, or the partial folder of an interrupted run, cannot be used."""
 
 
 class PoolingOverflowError(StaticSTError, FloatingPointError):

@@ -1,39 +1,64 @@
-"""Encoding benchmark, one model: load it in every library, check the vectors against model2vec's (and the
-staticst pool against in-process staticst), then time batch throughput, one-sentence latency, cold start and RSS."""
+"""Encoding benchmark, one model: load it in every library (and staticst in each backend), check the vectors
+against the reference's (and the staticst pool against in-process staticst), then time batch throughput,
+one-sentence latency, cold start and RSS, and (``--callgrind``) count instructions per sentence."""
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _encode_callgrind import CALLGRIND_LIBS, callgrind_runs
 from _encode_children import child_runs
-from _encode_setup import LARGE_BATCH, LIBRARIES, MODULES, installed, library_code, log, table_info
+from _encode_parity import check_parity
+from _encode_setup import (
+    LARGE_BATCH,
+    LIBRARIES,
+    MODULES,
+    SHORT,
+    STATICST_VARIANTS,
+    installed,
+    library_code,
+    log,
+    reference_order,
+    table_info,
+)
 from _encode_timing import EnvGuard, PoolEncoder, time_batch, time_single
 
-PARITY_TOL = 1e-6  # staticst vs model2vec: the tests require <= 1e-6 (0.0 in practice)
-ST_TOL = 1e-3  # ST pools float16 tables in float16 (differences ~5e-4 on wordllama); a real mismatch is >> 1e-3
-# ST keeps the tokenizer's unknown token, model2vec drops it: sentences with one differ. Up to this share of the
-# corpus, ST is measured with a note (same work per sentence); above it, it is effectively another model: "n/a".
-ST_MAX_DIFFERING = 0.01
+
+def describe(lib: str, model: Any) -> dict[str, Any]:
+    """What runs: staticst's backend (and why) and threads, laghu's Rust paths."""
+    if lib in STATICST_VARIANTS:
+        info = model.info()
+        return {key: info.get(key) for key in ("backend", "backend_reason", "threads")}
+    if lib == "laghu":
+        tokenizer = getattr(model, "tokenizer", None)
+        rust = getattr(tokenizer, "rs", None) is not None
+        pool = getattr(model, "_pool_rs", None)
+        return {"rust_tokenizer": rust, "rust_pooling": bool(pool()) if callable(pool) else False,
+                "laghu_rs_installed": installed_module("laghu_rs")}  # fmt: skip
+    return {}
 
 
-def st_mismatch_hint(m2v: Any, st: Any, text: str) -> str:
-    """Why ST's vector differs from model2vec's on ``text``, when the token ids tell (else "")."""
+def laghu_path_note(folder: Path, state: dict[str, Any]) -> str:
+    """Why laghu is not on its fastest path (Rust tokenizer and pooling) for this model."""
+    if not state.get("laghu_rs_installed"):
+        return "laghu-rs is not installed: laghu tokenizes and pools in Python / tokenizers"
     try:
-        theirs = list(m2v.tokenize([text])[0])
-        st_ids = list(st[0].tokenizer.encode(text, add_special_tokens=False).ids)
-    except Exception:  # private-ish attributes of either library changed: no hint
-        return ""
-    if st_ids == theirs:
-        return ""
-    unk = getattr(m2v, "unk_token_id", None)
-    if unk is not None and [i for i in st_ids if i != unk] == theirs:
-        return f"; ST keeps the unknown token (id {unk}) that model2vec drops, e.g. in {text!r:.80}"
-    return f"; ST's token ids differ from model2vec's, e.g. on {text!r:.80}"
+        kind = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))["model"].get("type")
+    except (OSError, ValueError, KeyError):
+        kind = "?"
+    where = "tokenizes with laghu-rs, pools in numpy" if state.get("rust_tokenizer") else "does not use laghu-rs"
+    return f"laghu {where} for this model ({kind} tokenizer; its README lists what laghu-rs covers)"
+
+
+def installed_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
 
 
 def benchmark_model(
@@ -64,53 +89,26 @@ def benchmark_model(
             vectors[lib] = np.asarray(model.encode(corpus), dtype=np.float32)  # correctness check, and warm-up
             guard.restore()
             first_s = time.perf_counter() - start
-        except Exception as exc:  # a library that cannot load or run this model: n/a, with the reason
-            if lib == "staticst":
+        except Exception as exc:  # a library or backend that cannot run this model: n/a, with the reason
+            if lib in ("staticst", "staticst-numpy"):
                 raise
             status[lib] = {"status": "n/a", "reason": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}"}
             log(f"  {lib}: n/a ({status[lib]['reason']})")
             continue
         models[lib] = model
-        status[lib] = {"status": "ok", "code": import_code + "\n" + load_code, "in_process_load_s": load_s}
-        log(f"  {lib}: loaded in {load_s:.2f} s, first full-corpus encode {first_s:.2f} s")
-
-    # correctness: everything against model2vec (or ST when model2vec is not available)
-    reference = next((lib for lib in ("model2vec", "sentence-transformers") if lib in vectors), None)
-    diffs: dict[str, float | None] = {}
-    differing: dict[str, int] = {}
-    parity_ok = True
-    for lib, vec in vectors.items():
-        if reference is None or lib == reference:
-            diffs[lib] = 0.0 if lib == reference else None
-            continue
-        ref = vectors[reference]
-        per_sentence = np.abs(vec - ref).max(axis=1) if vec.shape == ref.shape else np.full(len(corpus), np.inf)
-        diff = float(per_sentence.max()) if len(per_sentence) else 0.0
-        diffs[lib] = diff
-        differing[lib] = int((per_sentence > ST_TOL).sum())
-        log(
-            f"  parity: max |{lib} - {reference}| = {diff:.3g} over {len(corpus)} sentences "
-            f"({differing[lib]} differ by > {ST_TOL:g})"
+        status[lib] = {"status": "ok", "code": import_code + "\n" + load_code, "in_process_load_s": load_s,
+                       **describe(lib, model)}  # fmt: skip
+        runs = f" ({status[lib]['backend']}, {status[lib]['threads']} thread(s))" if lib in STATICST_VARIANTS else ""
+        log(f"  {lib}{runs}: loaded in {load_s:.2f} s, first full-corpus encode {first_s:.2f} s")
+    if status["staticst"].get("backend") != "native":
+        status["staticst"]["note"] = f"the default backend is {status['staticst'].get('backend')}: " + str(
+            status["staticst"].get("backend_reason")
         )
-        if lib == "staticst" and not diff <= PARITY_TOL:
-            parity_ok = False
-            log(f"  !! PARITY FAILURE: staticst differs from {reference} by {diff:.3g} (> {PARITY_TOL})")
-        if lib == "sentence-transformers" and differing[lib]:
-            share = differing[lib] / len(corpus)
-            note = (
-                f"vectors differ from {reference}'s by > {ST_TOL:g} on {differing[lib]} of {len(corpus)} sentences "
-                f"({share:.2%}; max abs diff {diff:.3g})"
-            )
-            if reference == "model2vec":
-                worst = corpus[int(per_sentence.argmax())]
-                note += st_mismatch_hint(models["model2vec"], models[lib], worst)
-            if share <= ST_MAX_DIFFERING:  # a few sentences (unknown tokens): the same work, timed as ST runs it
-                status[lib]["note"] = note
-                log(f"  {lib}: measured, but {note}")
-            else:  # effectively another model: its timings would not compare like with like
-                status[lib] = {**status[lib], "status": "n/a", "reason": f"computes different vectors: {note}"}
-                models.pop(lib)
-                log(f"  {lib}: n/a ({status[lib]['reason']})")
+        log(f"  staticst: {status['staticst']['note']}")
+    if status.get("laghu", {}).get("status") == "ok" and not status["laghu"].get("rust_pooling"):
+        status["laghu"]["note"] = laghu_path_note(folder, status["laghu"])
+
+    parity = check_parity(vectors, models, status, corpus, reference_order(folder))
     # staticst's multi-process pool: checked bit for bit against in-process staticst before it is timed
     pooled: PoolEncoder | None = None
     pool_state: dict[str, Any] = {"status": "n/a", "reason": "staticst not measured"}
@@ -127,7 +125,7 @@ def benchmark_model(
             log(f"  staticst pool: {pooled.workers} workers, first encode {time.perf_counter() - start:.2f} s, "
                 f"identical to in-process: {same}")  # fmt: skip
             if not same:
-                parity_ok = False
+                parity["staticst_ok"] = False
                 log("  !! PARITY FAILURE: the staticst pool differs from in-process staticst")
     vectors.clear()
     active = [lib for lib in LIBRARIES if lib in models]
@@ -138,7 +136,7 @@ def benchmark_model(
     gc.freeze()
 
     results: dict[str, dict[str, Any]] = {lib: {} for lib in active}
-    log(f"  batch throughput: {args.repeats} rounds x {len(active)} libraries, default batch sizes")
+    log(f"  batch throughput: {args.repeats} rounds x {len(active)} libraries/backends, default batch sizes")
     timed = {**models, "staticst-pool": pooled} if pooled else models
     with_pool = [*active, "staticst-pool"] if pooled else active
     for lib, res in time_batch(timed, with_pool, corpus, None, args.repeats, args.budget, guard).items():
@@ -160,14 +158,19 @@ def benchmark_model(
     gc.unfreeze()
     gc.collect()
 
-    log(f"  cold start and peak RSS: {args.cold_starts} child process(es) per library")
+    log(f"  cold start and peak RSS: {args.cold_starts} child process(es) per library/backend")
     for lib, res in child_runs(folder, active, args.cold_starts, corpus_file, texts_mb, args.timeout, workdir).items():
         results[lib].update(res if "error" not in res else {"cold_start": res, "rss": res})
+    callgrind: dict[str, Any] | None = None
+    if args.callgrind:
+        measured = [lib for lib in CALLGRIND_LIBS if lib in active]
+        log(f"  callgrind: {', '.join(measured)} (2 children each, N=0 and N=2000; slow)")
+        callgrind = callgrind_runs(folder, measured, corpus, args.timeout * 3, workdir)
     for lib in active:
         r = results[lib]
         cold = r["cold_start"]
         print(
-            f"  {lib:<22} {r['throughput_default']['sentences_per_s']:>10,.0f} sent/s "
+            f"  {SHORT[lib]:<18} {r['throughput_default']['sentences_per_s']:>10,.0f} sent/s "
             f"(bs {LARGE_BATCH}: {r['throughput_1024']['sentences_per_s']:>10,.0f})  "
             f"{r['latency']['p50_us']:>8.1f} µs  cold {cold.get('wall_ms', float('nan')):>6,.0f} ms  "
             f"peak RSS {r['rss'].get('peak_mb', float('nan')):>6.1f} MB",
@@ -178,13 +181,7 @@ def benchmark_model(
         **info,
         "libraries": status,
         "pool": pool_state,
-        "parity": {
-            "reference": reference,
-            "max_abs_diff": diffs,
-            "differing_sentences": differing,
-            "tolerance": ST_TOL,
-            "staticst_ok": parity_ok,
-        },
+        "parity": parity,
         "results": results,
+        "callgrind": callgrind,
     }
-

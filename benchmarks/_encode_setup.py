@@ -17,10 +17,28 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODELS = ("potion-base-8M", "wordllama-l2-supercat-256", "tokenlearn-10k-int8")
-LIBRARIES = ("staticst", "model2vec", "sentence-transformers")
-MODULES = {"staticst": "staticst", "model2vec": "model2vec", "sentence-transformers": "sentence_transformers"}
-SHORT = {"staticst": "staticst", "model2vec": "model2vec", "sentence-transformers": "ST"}
+DEFAULT_MODELS = (
+    "potion-base-8M", "potion-base-2M-sentence-transformers", "wordllama-l2-supercat-256", "tokenlearn-10k-int8"
+)  # fmt: skip
+# staticst is measured three ways in the same rounds: the default (native kernel when built, all usable CPUs), the
+# native kernel on one thread, and the pure numpy path. Keys are the JSON names; SHORT the table's column names.
+STATICST_VARIANTS = ("staticst", "staticst-1-thread", "staticst-numpy")
+OTHERS = ("model2vec", "laghu", "sentence-transformers")
+LIBRARIES = (*STATICST_VARIANTS, *OTHERS)
+MODULES = {
+    **dict.fromkeys(STATICST_VARIANTS, "staticst"),
+    "model2vec": "model2vec",
+    "laghu": "laghu",
+    "sentence-transformers": "sentence_transformers",
+}
+SHORT = {
+    "staticst": "staticst",
+    "staticst-1-thread": "staticst 1 thread",
+    "staticst-numpy": "staticst numpy",
+    "model2vec": "model2vec",
+    "laghu": "laghu",
+    "sentence-transformers": "ST",
+}
 MTEB_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("stsbenchmark-sts/train.jsonl", ("sentence1", "sentence2")),
     ("stsbenchmark-sts/validation.jsonl", ("sentence1", "sentence2")),
@@ -88,8 +106,38 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "versions": {
             dist: version(dist)
-            for dist in ("staticst", "model2vec", "sentence-transformers", "torch", "numpy", "tokenizers")
+            for dist in (
+                "staticst",
+                "model2vec",
+                "laghu",
+                "laghu-rs",
+                "sentence-transformers",
+                "torch",
+                "numpy",
+                "tokenizers",
+            )
         },
+        "staticst_kernel": kernel_build(),
+    }
+
+
+def kernel_build() -> dict[str, Any]:
+    """The compiled kernel staticst would import (found without importing staticst): its file, and whether it is
+    a sanitizer build (one that ``.ci/sanitize`` leaves in place while it runs: importing it without the sanitizer
+    runtime preloaded aborts, and its timings would mean nothing)."""
+    spec = importlib.util.find_spec("staticst")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    files = sorted(f for loc in locations for f in Path(loc).glob("_kernel.*.so"))
+    package = locations[0] if locations else None
+    if not files:
+        return {"package": package, "built": False, "file": None, "sanitized": False}
+    data = files[0].read_bytes()
+    return {
+        "package": package,
+        "built": True,
+        "file": str(files[0]),
+        "mtime": time.ctime(files[0].stat().st_mtime),
+        "sanitized": b"__asan_init" in data or b"__ubsan_handle" in data,
     }
 
 
@@ -174,13 +222,31 @@ def model_normalizes(folder: Path) -> bool:
     return bool(config.get("normalize", True))
 
 
+def st_layout(folder: Path) -> bool:
+    """A sentence-transformers layout (``modules.json`` and no model2vec ``config.json``): model2vec and laghu
+    read its table but not its ``Normalize`` module, so sentence-transformers is the reference there."""
+    return (folder / "modules.json").is_file() and not (folder / "config.json").is_file()
+
+
+def reference_order(folder: Path) -> tuple[str, ...]:
+    """The libraries whose vectors the others are checked against, first available wins."""
+    return ("sentence-transformers",) if st_layout(folder) else ("model2vec", "sentence-transformers", "laghu")
+
+
 def library_code(library: str, folder: Path) -> tuple[str, str]:
     """(import code, load code) that leaves the model in ``model``: run in-process and in the child processes."""
     path = repr(str(folder))
-    if library == "staticst":
-        return "from staticst import StaticSentenceTransformer", f"model = StaticSentenceTransformer({path})"
+    if library in STATICST_VARIANTS:
+        load = {
+            "staticst": f"model = StaticSentenceTransformer({path})",
+            "staticst-1-thread": f"model = StaticSentenceTransformer({path}, kernel='native')\nmodel.num_threads = 1",
+            "staticst-numpy": f"model = StaticSentenceTransformer({path}, kernel='numpy')",
+        }[library]
+        return "from staticst import StaticSentenceTransformer", load
     if library == "model2vec":
         return "from model2vec import StaticModel", f"model = StaticModel.from_pretrained({path})"
+    if library == "laghu":
+        return "import laghu", f"model = laghu.LeanModel.from_pretrained({path})"
     if (folder / "modules.json").is_file():
         return (
             "from sentence_transformers import SentenceTransformer",
@@ -192,4 +258,3 @@ def library_code(library: str, folder: Path) -> tuple[str, str]:
         "from sentence_transformers.models import Normalize, StaticEmbedding",
         f"model = SentenceTransformer(modules=[{modules}], device='cpu')",
     )
-

@@ -1,11 +1,14 @@
-"""Smoke test of the user-facing encoding benchmark (benchmarks/encode.py) on the real potion-base-8M.
+"""Smoke test of the user-facing encoding benchmark (benchmarks/encode.py) on the real potion-base-8M and the
+sentence-transformers layout potion-base-2M-sentence-transformers.
 
-Runs ``--quick`` in a subprocess and checks the structure and sanity of encode.json, the table and the PNG.
+Runs ``--quick`` in a subprocess and checks the structure and sanity of encode.json, the table and the PNG:
+the staticst backends (native on all threads, native on one, numpy), laghu, the references and parity.
 No timing assertions: machines are noisy; only that the numbers exist, are positive and the parity holds.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -13,23 +16,41 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import REPO
 
 SCRIPT = REPO / "benchmarks" / "encode.py"
-LIBRARIES = ("staticst", "model2vec", "sentence-transformers")
+STATICST = ("staticst", "staticst-1-thread", "staticst-numpy")
+LIBRARIES = (*STATICST, "model2vec", "laghu", "sentence-transformers")
 METRICS = {
     "max_abs_diff", "throughput_default", "throughput_1024", "throughput_pool", "latency_p50_us", "cold_wall_ms", "cold_inproc_ms",
     "torch_imported", "peak_rss_mb", "footprint_mb",
 }  # fmt: skip
+POTION, ST_LAYOUT = "potion-base-8M", "potion-base-2M-sentence-transformers"
 
 
 def _positive(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
+def _check_measured(res: dict[str, Any], settings: dict[str, Any], baseline_mb: float, lib: str) -> None:
+    assert _positive(res["throughput_default"]["sentences_per_s"]), lib
+    assert _positive(res["throughput_1024"]["sentences_per_s"]), lib
+    assert len(res["throughput_default"]["runs_s"]) == settings["repeats"], lib
+    assert _positive(res["latency"]["p50_us"]) and res["latency"]["p90_us"] >= res["latency"]["p50_us"], lib
+    assert res["latency"]["calls"] > 0
+    cold = res["cold_start"]
+    assert _positive(cold["wall_ms"]) and _positive(cold["total_ms"]) and cold["runs"] == 1, lib
+    assert cold["wall_ms"] >= cold["total_ms"]  # the child's own clock starts after interpreter start-up
+    rss = res["rss"]
+    assert rss["peak_mb"] >= rss["loaded_mb"] > baseline_mb * 0.5, lib
+    assert _positive(rss["output_mb"]) and _positive(rss["footprint_mb"]), lib
+
+
 def test_encode_benchmark_quick(tmp_path: Path, shared_dir: Path, shared_model: Callable[[str], Path]) -> None:
-    shared_model("potion-base-8M")  # a missing model is an error, never a skip
+    shared_model(POTION)  # a missing model is an error, never a skip
+    shared_model(ST_LAYOUT)
     text_file = tmp_path / "extra.txt"
     # the second line has a character outside potion-base-8M's vocabulary ([UNK]: model2vec drops it, ST keeps it)
     extra = ["A sentence from a user's own file.", "", "Recruitment of Nck by CD3\u03f5 reveals a change"]
@@ -37,9 +58,9 @@ def test_encode_benchmark_quick(tmp_path: Path, shared_dir: Path, shared_model: 
     out = tmp_path / "results"
     env = {**os.environ, "STATICST_SHARED_DIR": str(shared_dir)}
     proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--output", str(out), "--models", "potion-base-8M",
+        [sys.executable, str(SCRIPT), "--quick", "--output", str(out), "--models", POTION, ST_LAYOUT,
          "--text-file", str(text_file), "--max-sentences", "4500"],
-        capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -51,73 +72,108 @@ def test_encode_benchmark_quick(tmp_path: Path, shared_dir: Path, shared_model: 
     machine = report["machine"]
     assert machine["cpus"] >= 1 and machine["cpu"] and machine["python"]
     assert machine["versions"]["staticst"] and machine["versions"]["numpy"]
+    assert machine["staticst_kernel"]["sanitized"] is False
     assert len(machine["loadavg_before"]) == 3 and len(machine["loadavg_after"]) == 3
     settings = report["settings"]
     assert settings["quick"] is True and settings["repeats"] >= 1 and settings["cold_starts"] == 1
+    assert settings["callgrind"] is False and set(settings["libraries"]) <= set(LIBRARIES)
     corpus = report["corpus"]
     assert 4096 < corpus["sentences"] <= 4502  # the cap applies to the MTEB sentences, never to the user's file
     assert corpus["sources"][str(text_file)] == 2  # blank lines dropped
     assert any(key.startswith("mteb/") and n > 0 for key, n in corpus["sources"].items())
     assert _positive(report["baseline_numpy_rss_mb"])
 
-    model = report["models"]["potion-base-8M"]
+    model = report["models"][POTION]
     assert abs(model["table_mb"] - 29528 * 256 * 4 / 2**20) < 1e-6
     assert model["baseline_numpy_rss_mb"] == report["baseline_numpy_rss_mb"] and _positive(model["tokenizer_rss_mb"])
     assert model["tensors"]["embeddings"] == {"dtype": "F32", "shape": [29528, 256]}
+    assert model["callgrind"] is None
     states = model["libraries"]
-    assert states["staticst"]["status"] == "ok" and states["model2vec"]["status"] == "ok"
+    for lib in (*STATICST, "model2vec"):
+        assert states[lib]["status"] == "ok", (lib, states[lib])
+    # the backends run as named: native on all usable CPUs, native on one thread, numpy
+    assert states["staticst"]["backend"] == "native" and states["staticst"]["threads"] == machine["cpus_usable"]
+    assert states["staticst-1-thread"]["backend"] == "native" and states["staticst-1-thread"]["threads"] == 1
+    assert states["staticst-numpy"]["backend"] == "numpy"
+    laghu_installed = importlib.util.find_spec("laghu") is not None
+    assert states["laghu"]["status"] == ("ok" if laghu_installed else "not installed")
+    if laghu_installed:
+        laghu = states["laghu"]  # on its fastest path (Rust tokenizer and pooling) exactly when laghu-rs is there
+        assert laghu["rust_tokenizer"] is laghu["rust_pooling"] is laghu["laghu_rs_installed"]
     assert states["sentence-transformers"]["status"] in ("ok", "n/a", "not installed")
     if states["sentence-transformers"]["status"] != "ok":
         assert states["sentence-transformers"]["reason"]
 
-    # correctness before timing: staticst is bit-identical to model2vec on this model
-    assert model["parity"]["reference"] == "model2vec"
-    assert model["parity"]["max_abs_diff"]["staticst"] == 0.0
-    assert model["parity"]["staticst_ok"] is True
-    assert model["parity"]["differing_sentences"]["staticst"] == 0
+    # correctness before timing: every staticst backend is bit-identical to model2vec on this model
+    parity = model["parity"]
+    assert parity["reference"] == "model2vec" and parity["staticst_ok"] is True
+    assert parity["backends_identical"] == {"staticst-1-thread": True, "staticst-numpy": True}
+    for lib in STATICST:
+        assert parity["max_abs_diff"][lib] == 0.0 and parity["differing_sentences"][lib] == 0
+    if laghu_installed:  # laghu matches model2vec on potion-base-8M
+        assert parity["max_abs_diff"]["laghu"] <= 1e-6
     if states["sentence-transformers"]["status"] == "ok":  # ST differs on at most 1% of the corpus, with a note
-        n_differing = model["parity"]["differing_sentences"]["sentence-transformers"]
+        n_differing = parity["differing_sentences"]["sentence-transformers"]
         assert n_differing <= 0.01 * corpus["sentences"]
         assert bool(n_differing) == bool(states["sentence-transformers"].get("note"))
 
     for lib in (lib for lib in LIBRARIES if states[lib]["status"] == "ok"):
-        res = model["results"][lib]
-        assert _positive(res["throughput_default"]["sentences_per_s"]), lib
-        assert _positive(res["throughput_1024"]["sentences_per_s"]), lib
-        assert len(res["throughput_default"]["runs_s"]) == settings["repeats"]
-        assert _positive(res["latency"]["p50_us"]) and res["latency"]["p90_us"] >= res["latency"]["p50_us"]
-        assert res["latency"]["calls"] > 0
-        cold = res["cold_start"]
-        assert _positive(cold["wall_ms"]) and _positive(cold["total_ms"]) and cold["runs"] == 1
-        assert cold["wall_ms"] >= cold["total_ms"]  # the child's own clock starts after interpreter start-up
-        rss = res["rss"]
-        assert rss["peak_mb"] >= rss["loaded_mb"] > report["baseline_numpy_rss_mb"] * 0.5
-        assert _positive(rss["output_mb"]) and _positive(rss["footprint_mb"])
-    assert model["results"]["staticst"]["cold_start"]["torch_imported"] is False
+        _check_measured(model["results"][lib], settings, report["baseline_numpy_rss_mb"], lib)
+    for lib in STATICST:
+        assert model["results"][lib]["cold_start"]["torch_imported"] is False
     # the process pool was used (corpus above POOL_MIN_TEXTS) and checked against in-process staticst
     assert model["pool"]["status"] == "ok" and model["pool"]["identical_to_in_process"] is True
     pooled = model["results"]["staticst"]["throughput_pool"]
     assert _positive(pooled["sentences_per_s"]) and pooled["workers"] == machine["cpus_usable"]
 
-    rows = [row for row in report["table"] if row["model"] == "potion-base-8M"]
+    # the sentence-transformers layout: ST is the reference; model2vec and laghu skip its Normalize module
+    st_model = report["models"][ST_LAYOUT]
+    st_states, st_parity = st_model["libraries"], st_model["parity"]
+    if st_states["sentence-transformers"]["status"] == "ok":
+        assert st_parity["reference"] == "sentence-transformers" and st_parity["staticst_ok"] is True
+        for lib in STATICST:
+            assert st_parity["max_abs_diff"][lib] <= 1e-6
+        for lib in ("model2vec", "laghu"):
+            if st_states[lib]["status"] != "not installed":
+                assert st_states[lib]["status"] == "n/a" and "Normalize" in st_states[lib]["reason"], lib
+        _check_measured(st_model["results"]["sentence-transformers"], settings, report["baseline_numpy_rss_mb"], "ST")
+    for lib in STATICST:
+        assert st_states[lib]["status"] == "ok"
+        _check_measured(st_model["results"][lib], settings, report["baseline_numpy_rss_mb"], lib)
+
+    rows = [row for row in report["table"] if row["model"] == POTION]
     assert {row["metric"] for row in rows} == METRICS
     for row in rows:
-        assert set(row["values"]) == set(LIBRARIES)
+        assert set(row["values"]) == set(LIBRARIES) and set(row["ratios"]) == set(STATICST)
     throughput = next(row for row in rows if row["metric"] == "throughput_default")
     assert _positive(throughput["ratio_vs_model2vec"])
+    assert throughput["ratios"]["staticst-1-thread"]["model2vec"] == (
+        throughput["values"]["staticst-1-thread"] / throughput["values"]["model2vec"]
+    )
+    if laghu_installed:
+        assert _positive(throughput["ratio_vs_laghu"])
     pool_row = next(row for row in rows if row["metric"] == "throughput_pool")
-    assert pool_row["values"]["model2vec"] == "not measured"
+    assert pool_row["values"]["model2vec"] == pool_row["values"]["staticst-numpy"] == "not measured"
     assert pool_row["ratio_vs_model2vec"] == pool_row["values"]["staticst"] / throughput["values"]["model2vec"]
 
     targets = report["targets"]
     assert targets and all(t["met"] in (True, False, None) and t["detail"] for t in targets)
-    potion = {t["target"]: t for t in targets if t["model"] == "potion-base-8M"}
+    potion = {t["target"]: t for t in targets if t["model"] == POTION}
     for name in (
-        "batch throughput >= 5x model2vec", "batch throughput >= 5x model2vec, staticst with its process pool",
-        "one sentence <= 15 µs", "peak RSS <= table size + 40 MB",
+        "batch throughput >= 15x model2vec, all threads", "batch throughput >= 6x model2vec on one thread",
+        "one sentence <= 4 µs p50", "one sentence >= 10x faster than model2vec",
+        "cold start no worse than the numpy backend", "peak RSS no worse than the numpy backend",
+        "staticst must not import torch",
     ):  # fmt: skip
         assert potion[name]["met"] in (True, False), potion[name]
+    assert potion["batch throughput >= 3x laghu, all threads"]["met"] in ((True, False) if laghu_installed else (None,))
+    assert potion["instructions per sentence <= 15K (callgrind, native)"]["met"] is None  # --callgrind not given
+    st_target = next(t for t in targets if t["model"] == ST_LAYOUT and "100x" in t["target"])
+    assert st_target["met"] in ((True, False) if st_states["sentence-transformers"]["status"] == "ok" else (None,))
     assert all(t["met"] is None for t in targets if t["model"] == "wordllama-l2-supercat-256")  # not benchmarked
 
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| model | metric |"))
+    assert "| staticst | staticst 1 thread | staticst numpy | model2vec | laghu | ST |" in header
     assert "| potion-base-8M | throughput, default batch_size" in proc.stdout
-    assert "target [potion-base-8M] one sentence <= 15 µs:" in proc.stdout
+    assert f"| {ST_LAYOUT} | max abs diff vs the reference" in proc.stdout
+    assert "target [potion-base-8M] one sentence <= 4 µs p50:" in proc.stdout

@@ -1,0 +1,184 @@
+"""Encoding benchmark, instructions per sentence: ``valgrind --tool=callgrind`` on child processes.
+
+Method (the robust one of those tried): a client request around the measured call, then a difference.
+
+1. A two-function helper (``CALLGRIND_ZERO_STATS`` / ``CALLGRIND_DUMP_STATS_AT``, from valgrind's
+   ``callgrind.h``) is compiled with ``cc`` into the work folder and called through ``ctypes``.
+2. Each child imports the library, loads the model, encodes the fixed slice (the first ``SLICE`` sentences of the
+   corpus) once as warm-up, collects garbage, sleeps 0.2 s (idle worker threads go to sleep), zeroes callgrind's
+   counters, encodes the first N sentences of the slice in one ``encode(list)`` call and dumps the counters. The
+   dump holds the instructions (``Ir``) of every thread of the process (the library's worker threads included)
+   from the zero to the dump: no import, load or warm-up.
+3. The child runs twice, N=0 and N=``SLICE``, concurrently (counts do not depend on load); instructions per
+   sentence = (dump(N) - dump(0)) / N, which also removes the cost of the two ``ctypes`` calls themselves.
+
+Why not the whole-process difference (no client request): loading is not deterministic (the Rust ``tokenizers``
+seeds its hash maps at random, worker threads spin for as long as the scheduler lets them), so two identical runs
+of a potion-base-8M child differ by ~5M instructions, ~2.5K per sentence over 2,000 sentences; the dumps of two
+identical N=2000 runs differ by ~30K (15 per sentence). ``--toggle-collect`` counts only the thread that enters
+the function, so it misses the work of the libraries' worker threads. ``PYTHONHASHSEED=0`` makes the Python side
+repeatable. The dump's self costs are also summed per shared object: where the instructions go.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from _encode_children import child_env
+from _encode_setup import library_code, log
+
+CALLGRIND_LIBS = ("staticst-1-thread", "staticst-numpy", "model2vec", "laghu")
+SLICE = 2000
+
+HELPER_C = """\
+#include <valgrind/callgrind.h>
+void bench_zero(void) { CALLGRIND_ZERO_STATS; }
+void bench_dump(void) { CALLGRIND_DUMP_STATS_AT("measured encode"); }
+"""
+
+CHILD = """\
+import ctypes, gc, json, sys, time
+{import_code}
+{load_code}
+with open({slice_file!r}, encoding="utf-8") as f:
+    texts = [json.loads(line) for line in f]
+marks = ctypes.CDLL({helper!r})
+zero, dump = marks.bench_zero, marks.bench_dump
+model.encode(texts)  # warm-up: the whole slice once
+batch = texts[: int(sys.argv[1])]
+gc.collect()
+time.sleep(0.2)
+zero()
+if batch:
+    model.encode(batch)
+dump()
+"""
+
+
+def build_helper(workdir: Path) -> tuple[Path | None, str]:
+    """The compiled client-request helper, or None and why it cannot be built."""
+    if shutil.which("valgrind") is None:
+        return None, "valgrind is not installed"
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        return None, "no C compiler (cc) for the callgrind client-request helper"
+    source, helper = workdir / "callgrind_marks.c", workdir / "callgrind_marks.so"
+    source.write_text(HELPER_C, encoding="utf-8")
+    proc = subprocess.run(
+        [compiler, "-O2", "-shared", "-fPIC", "-o", str(helper), str(source)], capture_output=True, text=True
+    )
+    if proc.returncode:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        return None, f"cannot build the callgrind helper (valgrind/callgrind.h missing?): {tail[:200]}"
+    return helper, ""
+
+
+def read_dump(path: Path) -> tuple[int, dict[str, int]]:
+    """Total ``Ir`` of a callgrind dump (its ``totals:`` line) and the self cost per shared object (ob=)."""
+    names: dict[str, str] = {}
+    per_object: dict[str, int] = defaultdict(int)
+    total = 0
+    current = "?"
+    skip_next = False
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if line.startswith("ob="):
+                current = _name(line[3:].strip(), names)
+            elif line.startswith("cob="):  # ob= and cob= share one table of compressed names
+                _name(line[4:].strip(), names)
+            elif line.startswith("calls="):
+                skip_next = True  # the next cost line is the call's inclusive cost
+            elif line[:1].isdigit() or line[:1] in "+-*":
+                if skip_next:
+                    skip_next = False
+                    continue
+                parts = line.split()
+                if len(parts) >= 2:
+                    per_object[current] += int(parts[1])
+            elif line.startswith("totals:"):
+                total = int(line.split()[1])
+    return total, dict(per_object)
+
+
+def _name(field: str, names: dict[str, str]) -> str:
+    """A compressed ``(id) name`` / ``(id)`` field of a callgrind file, as the name."""
+    if field.startswith("("):
+        key, _, rest = field.partition(")")
+        if rest.strip():
+            names[key] = rest.strip()
+        return Path(names.get(key, key)).name
+    return Path(field).name
+
+
+def run_one(code: str, n: int, timeout: float, cwd: Path) -> tuple[int, dict[str, int]] | str:
+    """One callgrind child encoding ``n`` sentences: (dump total, per object) or an error."""
+    with tempfile.TemporaryDirectory(dir=cwd) as tmp:
+        out = Path(tmp) / "callgrind.out"
+        env = {**child_env(), "PYTHONHASHSEED": "0"}
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", code, str(n)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
+        except subprocess.TimeoutExpired:
+            return f"callgrind child timed out after {timeout:.0f} s"
+        dumps = sorted(Path(tmp).glob("callgrind.out.*"))
+        if proc.returncode or not dumps:
+            tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            return f"callgrind child failed (exit {proc.returncode}): {tail[:300]}"
+        return read_dump(dumps[0])
+
+
+def callgrind_runs(
+    folder: Path, libs: list[str], corpus: list[str], timeout: float, workdir: Path
+) -> dict[str, dict[str, Any]]:
+    """Instructions per sentence for each of ``libs`` (those of ``CALLGRIND_LIBS`` measured for this model)."""
+    helper, reason = build_helper(workdir)
+    if helper is None:
+        return {lib: {"error": reason} for lib in libs}
+    texts = corpus[:SLICE]
+    slice_file = workdir / "callgrind_slice.jsonl"
+    slice_file.write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
+    out: dict[str, dict[str, Any]] = {}
+    for lib in libs:
+        import_code, load_code = library_code(lib, folder)
+        code = CHILD.format(
+            import_code=import_code, load_code=load_code, slice_file=str(slice_file), helper=str(helper)
+        )
+        results: dict[int, tuple[int, dict[str, int]] | str] = {}
+
+        def run(n: int, code: str = code, results: dict[int, Any] = results) -> None:
+            results[n] = run_one(code, n, timeout, workdir)
+
+        threads = [threading.Thread(target=run, args=(n,)) for n in (0, len(texts))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        base, full = results[0], results[len(texts)]
+        if isinstance(base, str) or isinstance(full, str):
+            out[lib] = {"error": base if isinstance(base, str) else str(full)}
+            log(f"  callgrind {lib}: {out[lib]['error']}")
+            continue
+        per_object = {
+            name: (cost - base[1].get(name, 0)) / len(texts)
+            for name, cost in sorted(full[1].items(), key=lambda item: -item[1])
+        }
+        top = {name: round(v, 1) for name, v in per_object.items() if v >= 0.01 * max(per_object.values(), default=1)}
+        out[lib] = {
+            "per_sentence": (full[0] - base[0]) / len(texts),
+            "sentences": len(texts),
+            "instructions": full[0],
+            "baseline_instructions": base[0],
+            "per_sentence_by_object": top,
+            "method": "client-request zero/dump around encode(slice), minus an N=0 run",
+        }
+        where = ", ".join(f"{name} {v / 1e3:.1f}K" for name, v in list(top.items())[:4])
+        log(f"  callgrind {lib}: {out[lib]['per_sentence']:,.0f} instructions per sentence ({where})")
+    return out

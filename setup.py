@@ -16,7 +16,7 @@ from setuptools import Extension, setup
 _SOURCES = ["module.c", "wordtable.c", "tokenize.c", "pool.c", "threads.c"]
 # Exactness: no fused multiply-add contraction and no value-changing math flags; SIMD comes from -O3 and
 # per-function target clones (AVX-512 / AVX2 / baseline), never from -march=native.
-_FLAGS = ["-std=c11", "-O3", "-ffp-contract=off", "-fno-math-errno", "-D_GNU_SOURCE", "-Wall", "-Wno-unused-function"]
+_FLAGS = ["-std=c11", "-O3", "-ffp-contract=off", "-fno-math-errno", "-D_GNU_SOURCE", "-Wall", "-Wno-unused-function", "-Wno-psabi"]
 _LINK: list[str] = ["-pthread"]
 if os.environ.get("STATICST_SANITIZE"):
     _FLAGS += ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-fno-sanitize-recover=undefined", "-O1"]

@@ -182,6 +182,43 @@ def _ascii_bytes(strings: Sequence[str]) -> tuple[bytes, ...]:
     return tuple(s.encode("ascii") for s in strings if s and s.isascii())
 
 
+#: Normalisers that act within a run of text that ASCII whitespace delimits (no context crosses a space).
+_CHUNK_LOCAL_NORMALIZERS = {"BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents"}
+
+
+def _normalizer_types(spec: Any) -> set[str]:
+    if spec is None:
+        return set()
+    if spec.get("type") == "Sequence":
+        return set().union(*(_normalizer_types(part) for part in spec.get("normalizers") or []))
+    return {str(spec.get("type"))}
+
+
+def _chunk_boundary(plan: Any, tokenizer: Any) -> bytes | None:
+    """The ASCII bytes at which any text (non-ASCII included) splits into chunks tokenized independently.
+
+    Exact when the pre-tokenizer splits at whitespace (BERT, WhitespaceSplit, Whitespace families, or the
+    Llama family's single spaces, whose independence the plan proved from the vocabulary), the normaliser
+    only maps characters in place (no Precompiled charsmap, no Replace), the byte normalises to a whitespace
+    character, and no added token holds whitespace (so none spans two chunks). ``None`` otherwise: non-ASCII
+    text then goes to the Hugging Face tokenizer whole.
+    """
+    from staticst.tokenization.plan import pipeline_config
+    from staticst.tokenization.pretokenizers import RUST_WS
+
+    family = plan.family
+    if family.name == "llama-space":
+        return b" "
+    if family.kernel_mode not in (0, 1, 2) or family.prefix or plan.normalized_substrings:
+        return None
+    if not _normalizer_types(pipeline_config(tokenizer).get("normalizer")) <= _CHUNK_LOCAL_NORMALIZERS:
+        return None
+    if any(any(c in RUST_WS for c in token.content) for token in tokenizer.get_added_tokens_decoder().values()):
+        return None
+    separators = bytes(c for c in range(128) if len(plan.table[c]) == 1 and plan.table[c] in RUST_WS)
+    return separators or None
+
+
 def build_native(
     table: np.ndarray,
     mapping: np.ndarray | None,
@@ -213,19 +250,30 @@ def build_native(
         return hf_flat(hf_tokenizer, list(tokenizer.cut_all(texts)))
 
     resolve: Callable[[list[str]], list[tuple[int, ...]]]
+    boundary: bytes | None = None
     if plan is not None and fast is not None:
         tokenize_words = fast.tokenize_words
+        boundary = _chunk_boundary(plan, hf_tokenizer)
+        family = plan.family
+        model = hf_tokenizer.model
+
+        def chunk_ids(chunk: str) -> tuple[int, ...]:
+            """The ids of a chunk holding non-ASCII text, from the tokenizer itself."""
+            if family.name == "llama-space":
+                return tuple(t.id for t in model.tokenize(family.prefix + chunk))
+            return tuple(hf_tokenizer.encode(chunk, add_special_tokens=False).ids)
 
         def resolve(keys: list[str]) -> list[tuple[int, ...]]:
-            found = tokenize_words(keys)
-            return [found[key] for key in keys]
+            found = tokenize_words([k for k in keys if not k.startswith("\x01")])
+            return [chunk_ids(key[1:]) if key.startswith("\x01") else found[key] for key in keys]
 
-        mode = plan.family.kernel_mode
+        mode = family.kernel_mode
         norm_table = tuple(out.encode("ascii") for out in plan.table)
-        raw = _ascii_bytes(plan.raw_substrings)
+        raw = tuple(s.encode("utf-8") for s in plan.raw_substrings if s)
         normalized = _ascii_bytes(plan.normalized_substrings)
-        prepend = plan.family.prepend_space
-        reason = f"native kernel, {plan.family.name} tokenizer family, {threads} thread(s)"
+        prepend = family.prepend_space
+        unicode = "non-ASCII text in independent chunks" if boundary else "non-ASCII text through the Hugging Face tokenizer"
+        reason = f"native kernel, {family.name} tokenizer family ({unicode}), {threads} thread(s)"
     else:
 
         def resolve(keys: list[str]) -> list[tuple[int, ...]]:
@@ -256,6 +304,7 @@ def build_native(
             resolve=resolve,
             fallback=fallback,
             threads=threads,
+            boundary=boundary,
         )
     except ValueError as exc:
         return None, f"the native kernel cannot run this model ({exc})"

@@ -53,6 +53,10 @@ ADVERSARIAL = [
     "a" * 5000, "ab " * 2000, "x." * 700, "UPPER lower MiXeD", "tab\tsep", "new\nline", "a\r\nb",
     "((([[[{{{", "!!!???...", "don't can't won't", "e-mail@example.com", "https://x.y/z?q=1&r=2",
     "1234567890 0987654321", "_under_score_", "C++ and C#", "multiple     spaces", " \t mixed \n ws ",
+    # non-ASCII text split into chunks at ASCII whitespace: combining marks, odd spaces, CJK, controls
+    "e\u0301 \u0301a e \u0301", "a\u00a0b c", "x\u3000y z", "日本 語 text", "\u00bd and ⑴", "tab\x0bvt é",
+    "Ωmega ΣΊΣΥΦΟΣ ς", "ﬁ ligature ß", "naïve café résumé", "🙂 🙃", "a\u200bb", "mix é\x0cformfeed",
+    "é" * 600 + " end", "é " * 400, "\u2028line sep é", "x\u0085y é",
 ]  # fmt: skip
 
 

@@ -93,7 +93,9 @@ typedef struct {
     int prepend_space;
     uint8_t norm_len[128];
     char norm_out[128][ST_MAX_NORM];
-    uint8_t special[128];        /* a raw substring starts with this character */
+    uint8_t special[256];        /* a raw substring starts with this byte */
+    int unicode_chunks;          /* non-ASCII text: split at boundary bytes, a non-ASCII chunk is one key */
+    uint8_t boundary[128];       /* ASCII bytes that separate independent chunks (normalised to whitespace) */
     int n_raw, n_norm;
     char *raw[ST_MAX_SUBS];
     size_t raw_len[ST_MAX_SUBS];
@@ -187,8 +189,8 @@ void st_scratch_free(st_scratch *s);
 /* ------------------------------------------------------------------ threads */
 
 typedef void (*st_task_fn)(void *ctx, int part, int n_parts);
-/* Run fn(ctx, part, n_parts) for part in [0, n_parts): n_parts - 1 native threads plus the caller.
- * Returns 0, or -1 if a thread could not be started (the remaining parts then run on the caller). */
-int st_run_parallel(st_task_fn fn, void *ctx, int n_parts);
+/* Run fn(ctx, part, n_parts) for every part in [0, n_parts), on up to n_threads threads (the caller and
+ * the persistent pool's workers), each part exactly once. Returns 0. */
+int st_run_parallel(st_task_fn fn, void *ctx, int n_parts, int n_threads);
 
 #endif

@@ -186,12 +186,6 @@ static int read_substrings(PyObject *seq, char **out, size_t *lens, int *count, 
             Py_DECREF(fast);
             return -1;
         }
-        for (Py_ssize_t b = 0; b < len; b++)
-            if ((unsigned char)data[b] >= 128) {
-                PyErr_Format(PyExc_ValueError, "%s substrings must be ASCII (others never match ASCII text)", what);
-                Py_DECREF(fast);
-                return -1;
-            }
         out[*count] = malloc((size_t)len + 1);
         if (!out[*count]) {
             Py_DECREF(fast);
@@ -221,14 +215,16 @@ static int kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"words",        "table",       "mapping",    "weights",   "mode",         "prepend_space",
                              "norm_table",   "raw",         "normalized", "char_limit", "max_length",  "truncate_left",
                              "unk_id",       "drop_unknown", "arithmetic", "normalize", "weight_sum",  "resolve",
-                             "fallback",     "threads",     NULL};
+                             "fallback",     "threads",     "boundary",   NULL};
     PyObject *words, *table, *mapping, *weights, *norm_table, *raw, *normalized, *resolve, *fallback;
     int mode, prepend_space, truncate_left, drop_unknown, arithmetic, normalize, weight_sum, threads;
     Py_ssize_t char_limit, max_length, unk_id;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOipOOOnnpnpiipOOi", kwlist, &WordTableType, &words, &table,
+    const char *boundary = NULL;
+    Py_ssize_t n_boundary = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOipOOOnnpnpiipOOi|z#", kwlist, &WordTableType, &words, &table,
                                      &mapping, &weights, &mode, &prepend_space, &norm_table, &raw, &normalized,
                                      &char_limit, &max_length, &truncate_left, &unk_id, &drop_unknown, &arithmetic,
-                                     &normalize, &weight_sum, &resolve, &fallback, &threads))
+                                     &normalize, &weight_sum, &resolve, &fallback, &threads, &boundary, &n_boundary))
         return -1;
     if (self->table) {
         PyErr_SetString(PyExc_RuntimeError, "a Kernel is initialised once");
@@ -350,6 +346,15 @@ static int kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
     Py_DECREF(fast);
     if (read_substrings(raw, plan->raw, plan->raw_len, &plan->n_raw, "raw") < 0) return -1;
     if (read_substrings(normalized, plan->norm, plan->norm_len_sub, &plan->n_norm, "normalized") < 0) return -1;
+    /* boundary=None: non-ASCII text goes to the Hugging Face tokenizer whole; bytes: the chunk separators */
+    plan->unicode_chunks = boundary != NULL;
+    for (Py_ssize_t b = 0; b < n_boundary; b++) {
+        if ((unsigned char)boundary[b] >= 128) {
+            PyErr_SetString(PyExc_ValueError, "boundary characters must be ASCII");
+            return -1;
+        }
+        plan->boundary[(unsigned char)boundary[b]] = 1;
+    }
     for (int k = 0; k < plan->n_raw; k++) plan->special[(unsigned char)plan->raw[k][0]] = 1;
     plan->char_limit = char_limit;
     plan->max_length = max_length;
@@ -370,7 +375,7 @@ static int kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
     Py_INCREF(fallback);
     self->fallback = fallback;
     self->threads = threads;
-    self->parallel_min_bytes = 1 << 15;
+    self->parallel_min_bytes = 1 << 14; /* about 230 sentences: below that a part is not worth a hand-off */
     return 0;
 }
 
@@ -451,7 +456,7 @@ static void phase_b(void *ctx, int part, int n_parts) {
             n = b->cnt[i];
         } else if (b->status[i] == ST_MISS) {
             pt->work.len = 0;
-            int s = st_tokenize_text(&k->plan, b->gen, b->overlay, b->texts[i].data, b->texts[i].len, 1, &pt->work,
+            int s = st_tokenize_text(&k->plan, b->gen, b->overlay, b->texts[i].data, b->texts[i].len, b->texts[i].ascii, &pt->work,
                                      &pt->scratch, 0);
             if (s != ST_OK) {
                 if (s == ST_NOMEM) pt->nomem = 1;
@@ -530,7 +535,7 @@ static st_gen *resolve_misses(KernelObject *k, st_part *parts, int n_parts) {
                 st_gen_decref(seen);
                 return (st_gen *)-1;
             }
-            PyObject *str = PyUnicode_DecodeASCII(key, (Py_ssize_t)len, "strict");
+            PyObject *str = PyUnicode_DecodeUTF8(key, (Py_ssize_t)len, "strict");
             if (!str || PyList_Append(keys, str) < 0) {
                 Py_XDECREF(str);
                 Py_DECREF(keys);
@@ -749,9 +754,11 @@ static PyObject **read_texts(PyObject *seq, Py_ssize_t *n_out, st_text **texts_o
             texts[i].data = (const char *)PyUnicode_1BYTE_DATA(o);
             texts[i].len = PyUnicode_GET_LENGTH(o);
             texts[i].ascii = 1;
-        } else {
-            texts[i].data = NULL;
-            texts[i].len = PyUnicode_GET_LENGTH(o);
+        } else { /* UTF-8 (cached in the str); NULL for text that is not valid Unicode: the fallback names it */
+            Py_ssize_t size = 0;
+            texts[i].data = PyUnicode_AsUTF8AndSize(o, &size);
+            if (!texts[i].data) PyErr_Clear();
+            texts[i].len = size;
             texts[i].ascii = 0;
         }
     }
@@ -770,7 +777,8 @@ static PyObject **read_texts(PyObject *seq, Py_ssize_t *n_out, st_text **texts_o
 static int run_chunk(KernelObject *k, PyObject *const *objs, const st_text *texts, Py_ssize_t n, Py_ssize_t base,
                      float *out, st_ibuf *ids_acc, int32_t *final_cnt, int64_t *tokens) {
     int rc = -1;
-    int want = k->threads;
+    /* more parts than threads: a thread that is descheduled delays one small part, not half the call */
+    int want = k->threads > 1 ? 4 * k->threads : 1;
     Py_ssize_t *bounds = malloc(sizeof(Py_ssize_t) * (size_t)(want + 1));
     st_part *parts = calloc((size_t)want, sizeof(st_part));
     uint8_t *status = malloc((size_t)(n ? n : 1));
@@ -793,7 +801,7 @@ static int run_chunk(KernelObject *k, PyObject *const *objs, const st_text *text
     for (Py_ssize_t i = 0; i < n; i++) bytes += texts[i].len;
     int release = bytes >= 4096 || n_parts > 1;
     if (release) {
-        Py_BEGIN_ALLOW_THREADS st_run_parallel(phase_a, &b, n_parts);
+        Py_BEGIN_ALLOW_THREADS st_run_parallel(phase_a, &b, n_parts, k->threads);
         Py_END_ALLOW_THREADS
     } else {
         phase_a(&b, 0, 1);
@@ -816,7 +824,7 @@ static int run_chunk(KernelObject *k, PyObject *const *objs, const st_text *text
         b.hf_slot = fb.slot;
     }
     if (release) {
-        Py_BEGIN_ALLOW_THREADS st_run_parallel(phase_b, &b, n_parts);
+        Py_BEGIN_ALLOW_THREADS st_run_parallel(phase_b, &b, n_parts, k->threads);
         Py_END_ALLOW_THREADS
     } else {
         phase_b(&b, 0, 1);
@@ -965,8 +973,14 @@ static PyObject *kernel_embed_one(KernelObject *self, PyObject *text) {
     double stack_scratch[2 * 512];
     double *work = dim <= 512 ? stack_scratch : malloc(sizeof(double) * (size_t)(2 * dim));
     int ascii = PyUnicode_IS_ASCII(text);
-    const char *data = ascii ? (const char *)PyUnicode_1BYTE_DATA(text) : NULL;
+    const char *data;
     Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+    if (ascii) {
+        data = (const char *)PyUnicode_1BYTE_DATA(text);
+    } else {
+        data = PyUnicode_AsUTF8AndSize(text, &len);
+        if (!data) PyErr_Clear(); /* not valid Unicode: the fallback path raises and names it */
+    }
     st_gen *gen = self->words->current;
     int s;
     if (!work) {

@@ -1,60 +1,112 @@
 /*
- * Splitting work over native threads. A call with n parts starts n - 1 POSIX threads and runs part 0 on
- * the calling thread; which texts a part handles is decided by the caller from the texts alone, never
- * from timing, so results do not depend on the number of threads.
+ * Splitting work over native threads: a persistent pool of worker threads that pull parts from a shared
+ * counter. Which texts a part holds is decided by the caller from the texts alone, and every part is
+ * computed the same way by whichever thread takes it, so results never depend on the number of threads,
+ * on scheduling or on load (a descheduled thread only delays its current part; the others take the rest).
+ *
+ * The pool is started on first use, grows to the largest thread count asked for, and serves one job at a
+ * time: a call that finds it busy (another Python thread is in the kernel) runs its parts on its own
+ * thread. After fork() the child has no pool threads; pthread_atfork resets the pool there, so a forked
+ * child (a Spark or gunicorn worker) starts its own on first use.
  */
 #include "kernel.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
+#define ST_MAX_THREADS 1024
+
 typedef struct {
+    pthread_mutex_t lock;       /* guards everything below */
+    pthread_cond_t wake, done;
+    pthread_mutex_t job_lock;   /* held by the one caller whose job the pool runs */
+    int started;                /* worker threads running */
+    unsigned long generation;   /* bumped for every job */
     st_task_fn fn;
     void *ctx;
-    int part, n_parts;
-} st_job;
+    int n_parts, wanted;        /* wanted: workers that may join this job */
+    atomic_int next;            /* the next part to take */
+    int running;                /* workers still on the current job */
+} st_pool_state;
 
-static void *run_job(void *arg) {
-    st_job *job = (st_job *)arg;
-    job->fn(job->ctx, job->part, job->n_parts);
+static st_pool_state pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                             PTHREAD_MUTEX_INITIALIZER, 0, 0, NULL, NULL, 0, 0, 0, 0};
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void take_parts(st_task_fn fn, void *ctx, int n_parts) {
+    int part;
+    while ((part = atomic_fetch_add_explicit(&pool.next, 1, memory_order_relaxed)) < n_parts) fn(ctx, part, n_parts);
+}
+
+static void *worker(void *arg) {
+    int index = (int)(intptr_t)arg;
+    unsigned long seen = 0;
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (pool.generation == seen) pthread_cond_wait(&pool.wake, &pool.lock);
+        seen = pool.generation;
+        if (index >= pool.wanted) continue; /* not needed for this job */
+        st_task_fn fn = pool.fn;
+        void *ctx = pool.ctx;
+        int n_parts = pool.n_parts;
+        pthread_mutex_unlock(&pool.lock);
+        take_parts(fn, ctx, n_parts);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.running == 0) pthread_cond_signal(&pool.done);
+    }
     return NULL;
 }
 
-int st_run_parallel(st_task_fn fn, void *ctx, int n_parts) {
-    if (n_parts <= 1) {
-        fn(ctx, 0, 1);
+static void reset_in_child(void) {
+    /* only the forking thread survives fork(): forget the pool's threads and locks */
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_mutex_init(&pool.job_lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pool.started = 0;
+    pool.generation = 0;
+    pool.running = 0;
+}
+
+static void register_atfork(void) { pthread_atfork(NULL, NULL, reset_in_child); }
+
+/* Make sure `n` worker threads run; returns how many do (fewer if a thread could not be started). */
+static int ensure_workers(int n) {
+    while (pool.started < n) {
+        pthread_t thread;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int failed = pthread_create(&thread, &attr, worker, (void *)(intptr_t)pool.started);
+        pthread_attr_destroy(&attr);
+        if (failed) break;
+        pool.started++;
+    }
+    return pool.started < n ? pool.started : n;
+}
+
+int st_run_parallel(st_task_fn fn, void *ctx, int n_parts, int n_threads) {
+    if (n_threads > ST_MAX_THREADS) n_threads = ST_MAX_THREADS;
+    if (n_threads <= 1 || n_parts <= 1 || pthread_mutex_trylock(&pool.job_lock) != 0) {
+        for (int part = 0; part < n_parts; part++) fn(ctx, part, n_parts);
         return 0;
     }
-    st_job *jobs = malloc(sizeof(st_job) * (size_t)n_parts);
-    pthread_t *threads = malloc(sizeof(pthread_t) * (size_t)n_parts);
-    char *started = calloc((size_t)n_parts, 1);
-    if (!jobs || !threads || !started) {
-        free(jobs);
-        free(threads);
-        free(started);
-        for (int part = 0; part < n_parts; part++) fn(ctx, part, n_parts);
-        return -1;
-    }
-    int failed = 0;
-    for (int part = 1; part < n_parts; part++) {
-        jobs[part].fn = fn;
-        jobs[part].ctx = ctx;
-        jobs[part].part = part;
-        jobs[part].n_parts = n_parts;
-        if (pthread_create(&threads[part], NULL, run_job, &jobs[part]) == 0)
-            started[part] = 1;
-        else
-            failed = 1;
-    }
-    fn(ctx, 0, n_parts);
-    for (int part = 1; part < n_parts; part++) {
-        if (started[part])
-            pthread_join(threads[part], NULL);
-        else
-            fn(ctx, part, n_parts); /* could not start a thread: do its part here */
-    }
-    free(jobs);
-    free(threads);
-    free(started);
-    return failed ? -1 : 0;
+    pthread_once(&atfork_once, register_atfork);
+    pthread_mutex_lock(&pool.lock);
+    int helpers = ensure_workers((n_threads < n_parts ? n_threads : n_parts) - 1);
+    pool.fn = fn;
+    pool.ctx = ctx;
+    pool.n_parts = n_parts;
+    pool.wanted = helpers;
+    pool.running = helpers;
+    atomic_store_explicit(&pool.next, 0, memory_order_relaxed);
+    pool.generation++;
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+    take_parts(fn, ctx, n_parts); /* the caller works too */
+    pthread_mutex_lock(&pool.lock);
+    while (pool.running > 0) pthread_cond_wait(&pool.done, &pool.lock);
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool.job_lock);
+    return 0;
 }

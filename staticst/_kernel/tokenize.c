@@ -228,21 +228,130 @@ static int split_keys(const st_plan *plan, const st_gen *gen, const st_gen *over
     return ST_OK;
 }
 
+/* One key looked up (the KEY macro as a function, for the chunked path). */
+static int key_lookup(const st_gen *gen, const st_gen *overlay, const char *key, size_t len, st_ibuf *out,
+                      st_scratch *scratch, int collect, int *missed) {
+    int r = lookup(gen, overlay, key, len, out);
+    if (r < 0) return ST_NOMEM;
+    if (r > 0) {
+        *missed = 1;
+        if (!collect) return ST_MISS;
+        if (st_cbuf_reserve(&scratch->misskeys, len)) return ST_NOMEM;
+        if (len) memcpy(scratch->misskeys.data + scratch->misskeys.len, key, len);
+        if (st_spans_push(&scratch->misses, (uint32_t)scratch->misskeys.len, (uint32_t)len)) return ST_NOMEM;
+        scratch->misskeys.len += len;
+    }
+    return ST_OK;
+}
+
+/* An ASCII chunk of a text: normalised with the table, then cut into keys by the family's rules. */
+static int ascii_chunk(const st_plan *plan, const st_gen *gen, const st_gen *overlay, const char *text, size_t len,
+                       st_ibuf *out, st_scratch *scratch, int collect, int *missed) {
+    st_cbuf *norm = &scratch->norm;
+    norm->len = 0;
+    if (st_cbuf_reserve(norm, len * ST_MAX_NORM + 1)) return ST_NOMEM;
+    char *w = norm->data;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)text[i];
+        uint8_t k = plan->norm_len[c];
+        if (k == 1) {
+            *w++ = plan->norm_out[c][0];
+        } else if (k) {
+            memcpy(w, plan->norm_out[c], k);
+            w += k;
+        }
+    }
+    int chunk_missed = 0;
+    int status = split_keys(plan, gen, overlay, norm->data, (size_t)(w - norm->data), out, scratch, collect, &chunk_missed);
+    *missed |= chunk_missed;
+    return status;
+}
+
+/* A chunk holding non-ASCII text: one key, "\x01" + its UTF-8 bytes, resolved whole by the tokenizer. */
+static int unicode_chunk(const st_gen *gen, const st_gen *overlay, const char *text, size_t len, st_ibuf *out,
+                         st_scratch *scratch, int collect, int *missed) {
+    st_cbuf *norm = &scratch->norm;
+    norm->len = 0;
+    if (st_cbuf_reserve(norm, len + 1)) return ST_NOMEM;
+    norm->data[0] = '\x01';
+    memcpy(norm->data + 1, text, len);
+    return key_lookup(gen, overlay, norm->data, len + 1, out, scratch, collect, missed);
+}
+
+/* Non-ASCII text (UTF-8): its chunks are independent (the plan proved the normaliser and pre-tokenizer act
+ * within them), so ASCII chunks take the table path and every other chunk is one cached key. */
+static int tokenize_utf8(const st_plan *plan, const st_gen *gen, const st_gen *overlay, const char *text, size_t len,
+                         st_ibuf *out, st_scratch *scratch, int collect, int *missed) {
+    size_t i = 0;
+    int status = ST_OK;
+    if (plan->mode == ST_MODE_LLAMA) { /* str.split(" "): every piece, an empty last one included */
+        for (;;) {
+            size_t start = i;
+            int ascii = 1;
+            while (i < len && text[i] != ' ') ascii &= (unsigned char)text[i++] < 0x80;
+            status = ascii ? key_lookup(gen, overlay, text + start, i - start, out, scratch, collect, missed)
+                           : unicode_chunk(gen, overlay, text + start, i - start, out, scratch, collect, missed);
+            if (status != ST_OK || i >= len) return status;
+            i++; /* the space */
+            if (i == len) return key_lookup(gen, overlay, text + len, 0, out, scratch, collect, missed);
+        }
+    }
+    while (i < len) {
+        while (i < len && (unsigned char)text[i] < 0x80 && plan->boundary[(unsigned char)text[i]]) i++;
+        if (i >= len) break;
+        size_t start = i;
+        int ascii = 1;
+        while (i < len && !((unsigned char)text[i] < 0x80 && plan->boundary[(unsigned char)text[i]]))
+            ascii &= (unsigned char)text[i++] < 0x80;
+        status = ascii ? ascii_chunk(plan, gen, overlay, text + start, i - start, out, scratch, collect, missed)
+                       : unicode_chunk(gen, overlay, text + start, i - start, out, scratch, collect, missed);
+        if (status != ST_OK && status != ST_MISS) return status;
+        if (status == ST_MISS) return ST_MISS;
+    }
+    return ST_OK;
+}
+
+static int has_raw_substring(const st_plan *plan, const char *text, size_t len) {
+    if (!plan->n_raw) return 0;
+    int flagged = 0;
+    for (size_t i = 0; i < len && !flagged; i++) flagged = plan->special[(unsigned char)text[i]];
+    if (flagged)
+        for (int k = 0; k < plan->n_raw; k++)
+            if (contains(text, len, plan->raw[k], plan->raw_len[k])) return 1;
+    return 0;
+}
+
 int st_tokenize_text(const st_plan *plan, const st_gen *gen, const st_gen *overlay, const char *text,
                      Py_ssize_t len, int is_ascii, st_ibuf *out, st_scratch *scratch, int collect) {
-    if (!is_ascii || plan->mode == ST_MODE_NONE) return ST_HF;
+    if (plan->mode == ST_MODE_NONE || text == NULL) return ST_HF;
+    if (!is_ascii) {
+        if (!plan->unicode_chunks) return ST_HF;
+        if (plan->char_limit >= 0) { /* the cut counts characters: find the byte after char_limit of them */
+            Py_ssize_t chars = 0, i = 0;
+            for (; i < len; i++)
+                if (((unsigned char)text[i] & 0xC0) != 0x80 && chars++ == plan->char_limit) break;
+            len = i;
+        }
+        if (plan->mode == ST_MODE_LLAMA && ((len > 0 && text[0] == ' ') || contains(text, (size_t)len, "  ", 2)))
+            return ST_HF;
+        if (has_raw_substring(plan, text, (size_t)len)) return ST_HF;
+        size_t start = out->len;
+        int missed = 0;
+        int status = tokenize_utf8(plan, gen, overlay, text, (size_t)len, out, scratch, collect, &missed);
+        if (status != ST_OK || missed) {
+            out->len = start;
+            return status != ST_OK ? status : ST_MISS;
+        }
+        Py_ssize_t kept = st_apply_rules(plan, out->data + start, (Py_ssize_t)(out->len - start));
+        out->len = start + (size_t)kept;
+        return ST_OK;
+    }
     if (plan->char_limit >= 0 && len > plan->char_limit) len = plan->char_limit; /* ASCII: chars == bytes */
     if (plan->mode == ST_MODE_LLAMA) {
         if (len > 0 && text[0] == ' ') return ST_HF;
         if (contains(text, (size_t)len, "  ", 2)) return ST_HF;
     }
-    if (plan->n_raw) {
-        int flagged = 0;
-        for (Py_ssize_t i = 0; i < len && !flagged; i++) flagged = plan->special[(unsigned char)text[i]];
-        if (flagged)
-            for (int k = 0; k < plan->n_raw; k++)
-                if (contains(text, (size_t)len, plan->raw[k], plan->raw_len[k])) return ST_HF;
-    }
+    if (has_raw_substring(plan, text, (size_t)len)) return ST_HF;
     st_cbuf *norm = &scratch->norm;
     norm->len = 0;
     if (st_cbuf_reserve(norm, (size_t)len * ST_MAX_NORM + 1)) return ST_NOMEM;

@@ -264,12 +264,17 @@ def build_native(
             return tuple(hf_tokenizer.encode(chunk, add_special_tokens=False).ids)
 
         def resolve(keys: list[str]) -> list[tuple[int, ...]]:
-            found = tokenize_words([k for k in keys if not k.startswith("\x01")])
-            return [chunk_ids(key[1:]) if key.startswith("\x01") else found[key] for key in keys]
+            # U+0080 starts the key of a chunk with non-ASCII text (keys of ASCII text are ASCII: no collision)
+            found = tokenize_words([k for k in keys if not k.startswith("\x80")])
+            return [chunk_ids(key[1:]) if key.startswith("\x80") else found[key] for key in keys]
 
         mode = family.kernel_mode
         norm_table = tuple(out.encode("ascii") for out in plan.table)
         raw = tuple(s.encode("utf-8") for s in plan.raw_substrings if s)
+        if boundary is not None and family.name == "llama-space":
+            # the word-boundary proof assumes no replacement character in the text itself ("▁" + " " would
+            # let a "▁▁" merge cross a boundary): such texts take the Hugging Face tokenizer
+            raw += (family.prefix.encode("utf-8"),)
         normalized = _ascii_bytes(plan.normalized_substrings)
         prepend = family.prepend_space
         unicode = "non-ASCII text in independent chunks" if boundary else "non-ASCII text through the Hugging Face tokenizer"

@@ -57,6 +57,8 @@ ADVERSARIAL = [
     "e\u0301 \u0301a e \u0301", "a\u00a0b c", "x\u3000y z", "日本 語 text", "\u00bd and ⑴", "tab\x0bvt é",
     "Ωmega ΣΊΣΥΦΟΣ ς", "ﬁ ligature ß", "naïve café résumé", "🙂 🙃", "a\u200bb", "mix é\x0cformfeed",
     "é" * 600 + " end", "é " * 400, "\u2028line sep é", "x\u0085y é",
+    "\x01", "\x01 é", "\x80", "\x80 é x", "é\x01é",  # the fuzzer found the ASCII key "\x01" colliding with a chunk key
+    "▁ ", "a ▁b", "▁▁ x",  # ... and Llama's "▁" in the text itself merging across a word boundary
 ]  # fmt: skip
 
 
@@ -119,6 +121,9 @@ _words = st.sampled_from(["the", "cat", "[CLS]", "[UNK]", "<s>", "</s>", "▁", 
             st.text(_anything, max_size=20),
             st.lists(_words, max_size=12).map("".join),
             st.lists(_words, max_size=12).map(" ".join),
+            # non-ASCII characters beside ASCII words and separators: the chunked path's boundaries
+            st.lists(st.one_of(_words, st.text(_anything, min_size=1, max_size=3)), max_size=10).map(" ".join),
+            st.lists(st.one_of(_words, st.text(_anything, min_size=1, max_size=3), st.sampled_from(["\t", "\n", " "])), max_size=10).map("".join),
         ),
         max_size=40,
     )

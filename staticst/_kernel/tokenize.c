@@ -267,15 +267,17 @@ static int ascii_chunk(const st_plan *plan, const st_gen *gen, const st_gen *ove
     return status;
 }
 
-/* A chunk holding non-ASCII text: one key, "\x01" + its UTF-8 bytes, resolved whole by the tokenizer. */
+/* A chunk holding non-ASCII text: one key, U+0080 + its UTF-8 bytes, resolved whole by the tokenizer. Keys
+ * of ASCII text are ASCII, so they never start with U+0080 (bytes C2 80): the two kinds cannot collide. */
 static int unicode_chunk(const st_gen *gen, const st_gen *overlay, const char *text, size_t len, st_ibuf *out,
                          st_scratch *scratch, int collect, int *missed) {
     st_cbuf *norm = &scratch->norm;
     norm->len = 0;
-    if (st_cbuf_reserve(norm, len + 1)) return ST_NOMEM;
-    norm->data[0] = '\x01';
-    memcpy(norm->data + 1, text, len);
-    return key_lookup(gen, overlay, norm->data, len + 1, out, scratch, collect, missed);
+    if (st_cbuf_reserve(norm, len + 2)) return ST_NOMEM;
+    norm->data[0] = (char)0xC2;
+    norm->data[1] = (char)0x80;
+    memcpy(norm->data + 2, text, len);
+    return key_lookup(gen, overlay, norm->data, len + 2, out, scratch, collect, missed);
 }
 
 /* Non-ASCII text (UTF-8): its chunks are independent (the plan proved the normaliser and pre-tokenizer act

@@ -46,15 +46,23 @@ end
 
 
 def run_wrk(
-    port: int, bodies: list[str], accept: str, duration: float, pause_ms: float, workdir: Path, connections: int
+    port: int,
+    bodies: list[str],
+    accept: str,
+    duration: float,
+    pause_ms: float,
+    workdir: Path,
+    connections: int,
+    threads: int = 1,
+    path: str = "/embed",
 ) -> dict[str, Any]:
     body_file = workdir / f"bodies-{abs(hash((tuple(bodies[:3]), len(bodies))))}.txt"
     body_file.write_text("\n".join(bodies) + "\n", encoding="utf-8")
     script = workdir / "bench.lua"
     script.write_text(WRK_SCRIPT, encoding="utf-8")
     argv = [
-        "wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
-        "-s", str(script), f"http://127.0.0.1:{port}/embed", "--", str(body_file), accept, str(pause_ms),
+        "wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--timeout", "10s",
+        "-s", str(script), f"http://127.0.0.1:{port}{path}", "--", str(body_file), accept, str(pause_ms),
     ]  # fmt: skip
     out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60, check=True).stdout
     line = next(li for li in out.splitlines() if li.startswith("WRKJSON "))
@@ -151,4 +159,3 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out["rounds"] = len(runs)
     out["rps_runs"] = [round(r["rps"]) for r in runs]
     return out
-

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, TypeAlias, cast
 from _mteb_data import PreparedTask
 
 if TYPE_CHECKING:
-    from _adapter import StaticSTEncoder, TimedSentenceTransformerWrapper
+    from _adapter import TimedSentenceTransformerWrapper, TimedStaticSTEncoder
     from mteb.models import ModelMeta
     from mteb.types import EncodeKwargs
 
-    TimedEncoder: TypeAlias = StaticSTEncoder | TimedSentenceTransformerWrapper
+    TimedEncoder: TypeAlias = TimedStaticSTEncoder | TimedSentenceTransformerWrapper
     """The two encoders the harness runs; both record ``encode_stats``."""
 
 logger = logging.getLogger("staticst.eval.mteb")
@@ -48,13 +48,13 @@ class ModelRun:
 
 def load_static_encoder(
     model: str | None, name: str | None = None, revision: str | None = None
-) -> StaticSTEncoder:
-    """The staticst model ``model`` (hub id or folder; None = built-in) behind mteb's encoder protocol."""
-    from _adapter import StaticSTEncoder
+) -> TimedStaticSTEncoder:
+    """The staticst model ``model`` (hub id or folder; None = built-in) behind mteb's encoder protocol (timed)."""
+    from _adapter import TimedStaticSTEncoder
 
     from staticst import StaticSentenceTransformer
 
-    return StaticSTEncoder(model=StaticSentenceTransformer(model), name=name, revision=revision)
+    return TimedStaticSTEncoder(StaticSentenceTransformer(model), name=name, revision=revision)
 
 
 def load_st_encoder(

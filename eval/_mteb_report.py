@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from _paper import PaperPair, PaperTables, pairs_section, table1_section
+
 CATEGORY_LABELS: dict[str, str] = {
     "Classification": "classification",
     "Clustering": "clustering",
@@ -33,41 +35,39 @@ def render_report(summary: dict[str, Any]) -> str:
             lines.append(f"- **{role}**: `{m['name']}` (revision {m['revision']}, dim {m['embed_dim']}, "
                          f"{m['n_parameters']} parameters, framework {', '.join(m['framework'])})")  # fmt: skip
     lines += ["", "Scores are mteb main scores x 100.", ""]
-    lines.append(
-        "| task | category | metric | static model | baseline | paper (Table 1) | static/baseline % |"
-    )
+    lines.append("| task | category | metric | static model | baseline | paper (SwiftEmbed) | static/baseline % |")
     lines.append("|---|---|---|---|---|---|---|")
     for name, t in summary["tasks"].items():
         cat = CATEGORY_LABELS.get(t["category"], t["category"])
         if t["status"] != "ok":
             lines.append(
-                f"| {name} | {cat} | {t['metric']} | not run: {t['reason']} | | {_pct(t['paper_table1'])} | |"
+                f"| {name} | {cat} | {t['metric']} | not run: {t['reason']} | | {_pct(t['paper'])} | |"
             )
             continue
         s = scores["static"].get(name)
         b = scores.get("baseline", {}).get(name)
         ratio = f"{100 * s / b:.1f}" if (s is not None and b) else "n/a"
         lines.append(
-            f"| {name} | {cat} | {t['metric']} | {_pct(s)} | {_pct(b)} | {_pct(t['paper_table1'])} | {ratio} |"
+            f"| {name} | {cat} | {t['metric']} | {_pct(s)} | {_pct(b)} | {_pct(t['paper'])} | {ratio} |"
         )
     ran = [n for n, t in summary["tasks"].items() if t["status"] == "ok"]
     if ran:
         s_mean = sum(scores["static"][n] for n in ran) / len(ran)
         b_mean = sum(scores["baseline"][n] for n in ran) / len(ran) if "baseline" in scores else None
         ratio = f"{100 * s_mean / b_mean:.1f}" if b_mean else "n/a"
-        paper = [summary["tasks"][n]["paper_table1"] for n in ran]
+        paper = [summary["tasks"][n]["paper"] for n in ran]
         # the paper's mean over the same tasks, only when it reports every one of them
         p_mean = sum(paper) / len(paper) if all(v is not None for v in paper) else None
         lines.append(
             f"| **mean of {len(ran)} tasks run** | | | {_pct(s_mean)} | {_pct(b_mean)} | {_pct(p_mean)} | {ratio} |"
         )
-    lines += [
-        "",
-        f"Paper column: {summary['paper_note']}",
-        "",
-        "## Encode throughput (texts/s, during this run)",
-        "",
-    ]
+    paper = summary["paper"]
+    if paper["available"]:
+        note = (f"Paper column: the per-task figures the paper's text gives for SwiftEmbed (potion-base-8M), from "
+                f"`{paper['path']}` ({paper['source']}); n/a where it gives none.")  # fmt: skip
+    else:
+        note = f"Paper column: n/a, the paper's tables could not be read: {paper['note']}."
+    lines += ["", note, "", "## Encode throughput (texts/s, during this run)", ""]
     lines += ["| model | texts | encode seconds | texts/s |", "|---|---|---|---|"]
     for role in ROLES:
         if role in models:
@@ -90,8 +90,31 @@ def render_report(summary: dict[str, Any]) -> str:
             )
         lines.append("")
         lines.append("All tasks within tolerance." if par["ok"] else "**PARITY MISS** on at least one task.")
+    if paper["available"]:
+        lines += _paper_sections(summary)
     lines.append("")
     return "\n".join(lines)
+
+
+def _paper_sections(summary: dict[str, Any]) -> list[str]:
+    """Our models beside the paper's Table 1 (by category) and the paper's Table 10 pairs through our models."""
+    paper = summary["paper"]
+    tables = PaperTables(
+        path=Path(paper["path"]),
+        source=paper["source"],
+        table1=paper["table1"],
+        text_mentions=paper["text_mentions"],
+        table2_mteb=paper["table2_mteb"],
+        pairs=[PaperPair(**p) for p in paper["table10"]["pairs"]],
+    )
+    labels = {role: str(m["name"]) for role, m in summary["models"].items()}
+    ours = {r: v for r, v in paper["ours_by_category"].items() if r != "reference"}  # the reference equals static
+    lines = ["", "## Beside the paper's Table 1 (MTEB by category)", ""]
+    lines += table1_section(tables, summary["tasks"], ours, labels)
+    lines += ["", "## The paper's Table 10 pairs through our models", ""]
+    sims = {labels[r]: v for r, v in paper["table10"]["ours"].items() if r != "reference"}
+    lines += pairs_section(tables.pairs, sims, paper["table10"]["same_tokens_static"])
+    return lines
 
 
 def render_plot(summary: dict[str, Any], path: Path) -> None:

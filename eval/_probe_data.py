@@ -1,5 +1,5 @@
-"""Failure probes, data: the probe triplets and the paper's Table 10 pairs, read and validated from
-``eval/probes/*.jsonl`` (schema in ``eval/probes/README.md``)."""
+"""Failure probes, data: the probe triplets, read and validated from ``eval/probes/*.jsonl`` (schema in
+``eval/probes/README.md``). The paper's Table 10 pairs come from the paper tables file (``_paper.py``)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,7 @@ CATEGORY_LABELS: dict[str, str] = {
 }
 
 DEFAULT_PROBES_DIR = Path(__file__).resolve().parent / "probes"
-PAPER_PAIRS_FILE = "paper_table10.jsonl"
 PROBE_FIELDS: tuple[str, ...] = ("id", "category", "anchor", "positive", "negative", "note")
-PAIR_FIELDS: tuple[str, ...] = ("id", "text_a", "text_b", "paper_bert", "paper_static")
 
 
 class ProbeDataError(ValueError):
@@ -38,18 +36,6 @@ class Probe:
     positive: str
     negative: str
     note: str
-
-
-@dataclass(frozen=True)
-class PaperPair:
-    """A sentence pair from the paper's Table 10 with the similarities the paper reports."""
-
-    id: str
-    text_a: str
-    text_b: str
-    paper_bert: float
-    paper_static: float
-    note: str = ""
 
 
 def _read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
@@ -77,7 +63,7 @@ def _require_text(obj: dict[str, Any], field: str, where: str) -> str:
 
 
 def load_probes(directory: str | Path = DEFAULT_PROBES_DIR) -> list[Probe]:
-    """Load and validate every probe in ``directory/*.jsonl`` (except the paper pairs file).
+    """Load and validate every probe in ``directory/*.jsonl``.
 
     Args:
         directory: Folder holding the probe JSON-lines files.
@@ -94,7 +80,7 @@ def load_probes(directory: str | Path = DEFAULT_PROBES_DIR) -> list[Probe]:
         raise ProbeDataError(
             f"probe folder {str(folder)!r} does not exist; pass the folder holding the *.jsonl probes"
         )
-    files = sorted(p for p in folder.glob("*.jsonl") if p.name != PAPER_PAIRS_FILE)
+    files = sorted(folder.glob("*.jsonl"))
     if not files:
         raise ProbeDataError(f"no *.jsonl probe files in {str(folder)!r}")
     probes: list[Probe] = []
@@ -118,51 +104,3 @@ def load_probes(directory: str | Path = DEFAULT_PROBES_DIR) -> list[Probe]:
             probes.append(Probe(**values))
     order = {name: i for i, name in enumerate(CATEGORIES)}
     return sorted(probes, key=lambda p: order[p.category])  # stable: keeps file order inside a category
-
-
-def load_paper_pairs(directory: str | Path = DEFAULT_PROBES_DIR) -> list[PaperPair]:
-    """Load the paper's Table 10 pairs from ``directory/paper_table10.jsonl``.
-
-    Args:
-        directory: Folder holding the probe files.
-
-    Returns:
-        The pairs, or an empty list when the file does not exist (the table could not be retrieved).
-
-    Raises:
-        ProbeDataError: If the file exists but a line is malformed or a similarity is not a number in [-1, 1].
-    """
-    path = Path(directory) / PAPER_PAIRS_FILE
-    if not path.is_file():
-        return []
-    pairs: list[PaperPair] = []
-    for lineno, obj in _read_jsonl(path):
-        where = f"{path}:{lineno}"
-        missing = [f for f in PAIR_FIELDS if f not in obj]
-        if missing:
-            raise ProbeDataError(f"{where}: missing field(s) {missing}; required are {list(PAIR_FIELDS)}")
-        sims: dict[str, float] = {}
-        for field in ("paper_bert", "paper_static"):
-            value = obj[field]
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not -1.0 <= float(value) <= 1.0
-            ):
-                raise ProbeDataError(
-                    f"{where}: {field} must be a number in [-1, 1] as printed in the paper, got {value!r}"
-                )
-            sims[field] = float(value)
-        note = obj.get("note", "")
-        pairs.append(
-            PaperPair(
-                id=_require_text(obj, "id", where),
-                text_a=_require_text(obj, "text_a", where),
-                text_b=_require_text(obj, "text_b", where),
-                paper_bert=sims["paper_bert"],
-                paper_static=sims["paper_static"],
-                note=note if isinstance(note, str) else str(note),
-            )
-        )
-    return pairs
-

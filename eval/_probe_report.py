@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _probe_data import CATEGORIES, CATEGORY_LABELS, PAPER_PAIRS_FILE
+from _paper import PaperPair, pairs_section
+from _probe_data import CATEGORIES, CATEGORY_LABELS
 
 
 def _label(result: dict[str, Any]) -> str:
@@ -42,25 +43,13 @@ def render_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     out += lines
-    out += ["", "## Paper Table 10 pairs", ""]
+    out += ["", "## The paper's Table 10 pairs", ""]
     pairs = report["paper_pairs"]
     if not pairs:
-        out.append(
-            f"No `{PAPER_PAIRS_FILE}`: the pairs of Table 10 of the SwiftEmbed paper (arXiv 2510.24793) and the "
-            "similarities it reports could not be retrieved, so no paper numbers are shown."
-        )
+        out.append(f"No paper pairs: {report.get('paper_pairs_note') or 'the paper tables were not read'}.")
     else:
-        head = ["pair", "text a", "text b", "paper BERT", "paper static"] + [
-            f"{_label(r)} (ours)" for r in results
-        ]
-        out += [
-            "| " + " | ".join(head) + " |",
-            "|" + "|".join(["---"] * 3 + ["---:"] * (len(head) - 3)) + "|",
-        ]
-        for i, p in enumerate(pairs):
-            row = [p["id"], p["text_a"], p["text_b"], f"{p['paper_bert']:.2f}", f"{p['paper_static']:.2f}"]
-            row += [f"{r['pairs'][i]:.2f}" for r in results]
-            out.append("| " + " | ".join(row) + " |")
+        columns = {_label(r): r["pairs"] for r in results}
+        out += pairs_section([PaperPair(**p) for p in pairs], columns, report.get("paper_pairs_same_tokens_static"))
     return "\n".join(out) + "\n"
 
 

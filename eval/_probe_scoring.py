@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
-from _probe_data import CATEGORIES, PaperPair, Probe
+from _paper import PaperPair, cosine_pairs
+from _probe_data import CATEGORIES, Probe
 
 Encoder = Callable[[list[str]], np.ndarray]
 """Maps a list of texts to a ``(n, dim)`` array of (not necessarily normalised) embeddings."""
@@ -106,10 +107,7 @@ def score_pairs(encode: Encoder, pairs: Sequence[PaperPair]) -> list[float]:
     Returns:
         One cosine similarity per pair, in input order.
     """
-    if not pairs:
-        return []
-    vectors = _encode_unique(encode, [t for p in pairs for t in (p.text_a, p.text_b)])
-    return [float(vectors[p.text_a] @ vectors[p.text_b]) for p in pairs]
+    return cosine_pairs(encode, pairs)
 
 
 def evaluate(

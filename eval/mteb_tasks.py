@@ -6,8 +6,9 @@ reference implementation of the same static model) on MTEB tasks with mteb's own
 - mteb's result JSON per task and model (``<output>/results/<role>/results/<model>/<revision>/<task>.json``,
   mteb's ``ResultCache`` layout, with ``model_meta.json`` beside it),
 - ``summary.json``: task -> main score per model, plus the reason for every task that did not run,
-- ``report.md``: task | category | metric | static | baseline | paper (Table 1) | static/baseline %,
-  encode throughput, and the parity table when ``--reference`` is given,
+- ``report.md``: task | category | metric | static | baseline | paper | static/baseline %, encode throughput, the
+  parity table when ``--reference`` is given, our models beside the paper's Table 1 (MTEB by category) and the
+  paper's Table 10 pairs run through our models,
 - ``report.png``: main score per task, and quality vs encode throughput (the paper's Table 2 axis).
 
 Usage::
@@ -29,8 +30,9 @@ same data and seeds, and exits with status 1 when any task's main score differs 
 
 The harness's code is in the modules beside this file: ``_mteb_data.py`` (task data, local or hub),
 ``_adapter.py`` (the mteb encoders), ``_mteb_models.py`` (loading the models, running one over the tasks) and
-``_mteb_report.py`` (``report.md``, ``report.png``). This file holds the paper's numbers, the ``summary.json``
-document and the command line.
+``_mteb_report.py`` (``report.md``, ``report.png``), ``_paper.py`` (the paper's tables, read from
+``shared/paper/swiftembed-tables.json``: no paper number is written in the code). This file holds the
+``summary.json`` document and the command line.
 """
 
 from __future__ import annotations
@@ -40,9 +42,12 @@ import json
 import logging
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 # The harness's modules live beside this file: on sys.path when it is run as a script, added here when it is
 # loaded by path (tests, notebooks/evaluation.ipynb).
@@ -62,6 +67,15 @@ from _mteb_data import (
 )
 from _mteb_models import ModelRun, load_st_encoder, load_static_encoder, run_model
 from _mteb_report import CATEGORY_LABELS, ROLES, render_plot, render_report
+from _paper import (
+    PaperDataError,
+    PaperTables,
+    category_scores,
+    cosine_pairs,
+    default_tables_path,
+    load_paper_tables,
+    same_tokens,
+)
 
 if TYPE_CHECKING:
     from mteb.models import ModelMeta
@@ -70,32 +84,36 @@ __all__ = [
     "CATEGORY_LABELS",
     "DEFAULT_TASKS",
     "HUB_CHECK_TIMEOUT_S",
-    "PAPER_AGGREGATES",
-    "PAPER_NOTE",
-    "PAPER_TABLE1",
-    "PAPER_URLS",
+    "REPO",
     "ROLES",
     "DataUnavailable",
     "ModelRun",
+    "PaperDataError",
+    "PaperTables",
     "PreparedTask",
     "UsageError",
     "build_summary",
     "hub_status",
     "load_local",
+    "load_paper_tables",
     "load_static_encoder",
     "load_st_encoder",
     "local_folder",
     "main",
     "new_task",
+    "paper_summary",
     "parse_args",
     "prepare_tasks",
     "render_plot",
     "render_report",
     "run",
     "run_model",
+    "score_paper_pairs",
 ]
 
 logger = logging.getLogger("staticst.eval.mteb")
+
+REPO = Path(__file__).resolve().parent.parent
 
 DEFAULT_TASKS: tuple[str, ...] = (
     "Banking77Classification",
@@ -107,68 +125,10 @@ DEFAULT_TASKS: tuple[str, ...] = (
     "SICK-R",
     "SprintDuplicateQuestions",
 )
-"""The 8 representative tasks of the SwiftEmbed paper (arXiv 2510.24793, Table 1), as listed in this project's
-issue. The list itself could not be checked against the paper: Table 1 is not readable in any stored copy (see
-``PAPER_TABLE1``), and one third-party index (https://www.wizwand.com/paper/6902f0f13ef7ccd74e5e4258) describes
-the paper's 8 tasks as "including Banking77, SprintDuplicateQuestions, TwitterSemEval, ArguAna", i.e. with
-TwitterSemEval2015, which is not in this list. ``--tasks`` runs any other selection."""
-
-PAPER_URLS: dict[str, str] = {
-    "v1": "https://arxiv.org/html/2510.24793v1",
-    "v2": "https://arxiv.org/html/2510.24793v2",
-    "v3": "https://researchtrend.ai/papers/2510.24793",
-}
-"""Where the paper text quoted here was read (stored copies; researchtrend.ai shows the abstract of v3, which it
-marks as the latest version, with v1 and v2 listed)."""
-
-PAPER_TABLE1: dict[str, float] = {}
-"""Per-task scores of the paper's Table 1, keyed by mteb task name, **in percent exactly as printed** (0-100).
-
-``build_summary`` divides them by 100 so that ``summary.json`` holds every score, ours and the paper's, on
-mteb's 0-1 scale; ``report.md`` shows all of them x 100.
-
-Empty on purpose: Table 1 could not be read. Searching stored copies of the paper (arXiv 2510.24793 v1/v2 HTML,
-the api-inference.pages.dev markdown copy, sciencestack.ai, researchtrend.ai and other index pages) only ever
-returned the title, abstract and opening sections, and numbers are never filled in from memory or estimated.
-The report shows "n/a" for every task. The aggregates the abstract does state are in ``PAPER_AGGREGATES``.
-When the table is read, add ``"TaskName": value`` here with the URL and paper version in a comment.
-"""
-
-PAPER_AGGREGATES: dict[str, dict[str, Any]] = {
-    "mteb_average_8_tasks": {
-        "value": 60.6,
-        "unit": "MTEB average score (0-100) over the paper's 8 representative tasks",
-        "versions": ["v1", "v2", "v3"],
-    },
-    "share_of_contextual_quality": {
-        "value": 89.0,
-        "unit": "% of contextual model quality (the same 60.6 average, relative to the paper's baseline)",
-        "versions": ["v1", "v2"],
-    },
-    "duplicate_detection_ap": {
-        "value": 90.1,
-        "unit": "% AP on duplicate detection (the abstract does not name the task)",
-        "versions": ["v1", "v2", "v3"],
-    },
-    "semantic_similarity_spearman": {
-        "value": 76.1,
-        "unit": "% Spearman correlation on semantic similarity (the abstract does not name the task)",
-        "versions": ["v1", "v2", "v3"],
-    },
-}
-"""The paper's aggregate claims, as printed in its abstract (see ``PAPER_URLS``), for its static system (v3's
-abstract names potion-base-8M served from Rust). None of them is a per-task Table 1 number and none is mapped
-to a task here: the 90.1 AP and 76.1 Spearman are not attributed to a named task in the text that could be read."""
-
-PAPER_NOTE = (
-    "Per-task Table 1 numbers of the paper (SwiftEmbed, arXiv 2510.24793) could not be read (searching stored "
-    "copies only returned its title, abstract and opening sections), so the column is n/a. The abstract "
-    "(v1, v2 and v3) reports for its static system (built on potion-base-8M, as v3's abstract says): a 60.6 "
-    'MTEB average over its 8 tasks ("89% of contextual model quality" in v1/v2), 90.1% AP on duplicate '
-    "detection and 76.1% Spearman on semantic similarity. Sources: "
-    + ", ".join(f"{v} {u}" for v, u in PAPER_URLS.items())
-    + "."
-)
+"""The 8 representative tasks of the SwiftEmbed paper (arXiv 2510.24793) as listed in this project's issue. The paper
+does not say which tasks make up its Table 1 categories; the per-task figures its text gives (Banking77, Emotion,
+SprintDuplicateQuestions, ArguAna; in ``shared/paper/swiftembed-tables.json``) are all in this list. ``--tasks`` runs
+any other selection."""
 
 
 # ------------------------------------------------------------------------------------------ summary
@@ -185,16 +145,55 @@ def _meta_dict(meta: ModelMeta) -> dict[str, Any]:
     return out
 
 
-def _paper_score(task: str) -> float | None:
-    """The paper's Table 1 score for ``task`` on mteb's 0-1 scale (``PAPER_TABLE1`` holds percent)."""
-    value = PAPER_TABLE1.get(task)
+def _paper_task(paper: PaperTables | None, task: str) -> float | None:
+    """The paper's figure for ``task`` on mteb's 0-1 scale (the paper prints percent), or None."""
+    value = None if paper is None else paper.task_figure(task)
     return None if value is None else value / 100.0
 
 
-def build_summary(
-    tasks: Sequence[PreparedTask], runs: dict[str, ModelRun], settings: dict[str, Any], tolerance: float
+def paper_summary(
+    paper: PaperTables | None,
+    tasks: dict[str, dict[str, Any]],
+    scores: dict[str, dict[str, float | None]],
+    pairs: dict[str, Any] | None,
+    note: str,
 ) -> dict[str, Any]:
-    """The ``summary.json`` document (scores on mteb's own 0-1 scale)."""
+    """The ``paper`` part of ``summary.json``: the paper's tables (as read), our scores per Table 1 category and the
+    Table 10 pairs with our similarities. ``note`` says why there is no paper data when ``paper`` is None."""
+    if paper is None:
+        return {"available": False, "note": note}
+    return {
+        "available": True,
+        "path": str(paper.path),
+        "source": paper.source,
+        "table1": paper.table1,
+        "table2_mteb": paper.table2_mteb,
+        "text_mentions": paper.text_mentions,
+        "ours_by_category": {role: category_scores(tasks, s) for role, s in scores.items()},
+        "table10": pairs or {"pairs": [asdict(p) for p in paper.pairs], "ours": {}, "same_tokens_static": None},
+    }
+
+
+def build_summary(
+    tasks: Sequence[PreparedTask],
+    runs: dict[str, ModelRun],
+    settings: dict[str, Any],
+    tolerance: float,
+    paper: PaperTables | None = None,
+    pairs: dict[str, Any] | None = None,
+    paper_note: str = "no paper tables given",
+) -> dict[str, Any]:
+    """The ``summary.json`` document (scores on mteb's own 0-1 scale; paper figures in percent, as printed).
+
+    Args:
+        tasks: The prepared tasks.
+        runs: role -> the model's results.
+        settings: The run's settings (recorded as they are).
+        tolerance: The parity tolerance.
+        paper: The paper's tables, or None when they could not be read (``paper_note`` says why).
+        pairs: The Table 10 pairs with our similarities (see :func:`score_paper_pairs`).
+        paper_note: Why ``paper`` is None.
+    """
     summary: dict[str, Any] = {
         "scores": {role: {p.name: run.scores.get(p.name) for p in tasks} for role, run in runs.items()},
         "models": {
@@ -213,16 +212,14 @@ def build_summary(
                 "status": "ok" if p.task is not None else "not run",
                 "reason": None if p.task is not None else f"data unavailable ({p.unavailable})",
                 "data_source": p.source or None,
-                "paper_table1": _paper_score(p.name),
+                "paper": _paper_task(paper, p.name),
                 "result_files": {role: run.result_files.get(p.name) for role, run in runs.items()},
             }
             for p in tasks
         },
         "settings": settings,
-        "paper_note": PAPER_NOTE,
-        "paper_aggregates": PAPER_AGGREGATES,
-        "paper_urls": PAPER_URLS,
     }
+    summary["paper"] = paper_summary(paper, summary["tasks"], summary["scores"], pairs, paper_note)
     if "reference" in runs:
         parity = {}
         for p in tasks:
@@ -240,6 +237,20 @@ def build_summary(
             "ok": all(v["ok"] for v in parity.values()),
         }
     return summary
+
+
+def score_paper_pairs(paper: PaperTables, runs: dict[str, ModelRun]) -> dict[str, Any]:
+    """The paper's Table 10 pairs through every model run (cosine of its own vectors) and the static tokens check."""
+    def encoder(model: Any) -> Callable[[list[str]], np.ndarray]:
+        return lambda texts: np.asarray(model.encode(texts, show_progress_bar=False))
+
+    ours = {role: cosine_pairs(encoder(run.encoder.model), paper.pairs) for role, run in runs.items()}
+    static_model = runs["static"].encoder.model
+    return {
+        "pairs": [asdict(p) for p in paper.pairs],
+        "ours": ours,
+        "same_tokens_static": same_tokens(static_model.tokenize, paper.pairs),
+    }
 
 
 # --------------------------------------------------------------------------------------------- main
@@ -278,6 +289,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--model-name", default=None, help="name recorded in ModelMeta for --model (default: derived)"
     )
     ap.add_argument("--model-revision", default=None, help="revision recorded in ModelMeta for --model")
+    ap.add_argument(
+        "--paper-tables",
+        type=Path,
+        default=None,
+        help="the paper's tables as data (default: shared/paper/swiftembed-tables.json via STATICST_SHARED_DIR "
+        "or the shared/ folder beside the repository)",
+    )
     ap.add_argument("--no-plot", action="store_true", help="skip report.png")
     args = ap.parse_args(argv)
     if args.data_dir is not None and not args.data_dir.is_dir():
@@ -291,10 +309,27 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+def _paper_tables(path: Path | None) -> tuple[PaperTables | None, str]:
+    """The paper's tables, or None and why (the file does not exist).
+
+    Raises:
+        UsageError: The file exists but is not the expected JSON.
+    """
+    path = path or default_tables_path(REPO)
+    if not path.is_file():
+        logger.warning("paper columns left empty: no paper tables at %s", path)
+        return None, f"no paper tables at {path}"
+    try:
+        return load_paper_tables(path), ""
+    except PaperDataError as e:
+        raise UsageError(f"--paper-tables: {e}") from e
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Run the harness for parsed arguments and write every output; returns the summary."""
     import mteb
 
+    paper, paper_note = _paper_tables(args.paper_tables)
     tasks = prepare_tasks(args.tasks, args.data_dir, args.offline, args.seed)
     for p in tasks:
         if p.unavailable:
@@ -319,6 +354,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         meta = static.mteb_model_meta
         ref = load_st_encoder(source, meta.name, meta.revision, offline=args.offline)
         runs["reference"] = run_model("reference", ref, tasks, args.output, args.seed, args.batch_size)
+    pairs = score_paper_pairs(paper, runs) if paper is not None else None
     settings = {
         "seed": args.seed,
         "batch_size": args.batch_size,
@@ -327,7 +363,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model,
         "baseline": args.baseline,
     }
-    summary = build_summary(tasks, runs, settings, args.parity_tolerance)
+    summary = build_summary(tasks, runs, settings, args.parity_tolerance, paper, pairs, paper_note)
     (args.output / "summary.json").write_text(
         json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8"
     )

@@ -20,13 +20,14 @@ Usage::
 Outputs in ``--output``: ``probes.json`` (everything, per probe), ``probes.md`` (tables) and
 ``probes.png`` (grouped bar chart per category, both models).
 
-If ``eval/probes/paper_table10.jsonl`` exists (the sentence pairs of Table 10 of the SwiftEmbed paper,
-arXiv 2510.24793, with the similarities the paper reports), a pairs section puts our similarities
-next to the paper's.
+The five sentence pairs of Table 10 of the SwiftEmbed paper (arXiv 2510.24793), with the similarities the paper
+reports for BERT and for its static model, are read from the paper tables file
+(``shared/paper/swiftembed-tables.json``, ``--paper-tables``); a pairs section puts our similarities next to the
+paper's, and says which pairs the static model sees as the same tokens.
 
 The suite's code is in the modules beside this file: ``_probe_data.py`` (reading and validating the probe
-files), ``_probe_scoring.py`` (margins, accuracy, pair similarities) and ``_probe_report.py`` (``probes.md``,
-``probes.png``). This file loads the two models and holds the command line.
+files), ``_probe_scoring.py`` (margins, accuracy, pair similarities), ``_probe_report.py`` (``probes.md``,
+``probes.png``) and ``_paper.py`` (the paper's tables, shared with the MTEB harness). This file loads the two models and holds the command line.
 """
 
 from __future__ import annotations
@@ -46,17 +47,14 @@ import numpy as np
 if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _paper import PaperDataError, PaperPair, default_tables_path, load_paper_tables, same_tokens
 from _probe_data import (
     CATEGORIES,
     CATEGORY_LABELS,
     DEFAULT_PROBES_DIR,
-    PAIR_FIELDS,
-    PAPER_PAIRS_FILE,
     PROBE_FIELDS,
-    PaperPair,
     Probe,
     ProbeDataError,
-    load_paper_pairs,
     load_probes,
 )
 from _probe_report import plot_report, render_markdown
@@ -66,11 +64,11 @@ __all__ = [
     "CATEGORIES",
     "CATEGORY_LABELS",
     "DEFAULT_PROBES_DIR",
-    "PAIR_FIELDS",
-    "PAPER_PAIRS_FILE",
     "PROBE_FIELDS",
+    "REPO",
     "CategorySummary",
     "Encoder",
+    "PaperDataError",
     "PaperPair",
     "Probe",
     "ProbeDataError",
@@ -88,6 +86,29 @@ __all__ = [
     "static_encoder",
     "summarize",
 ]
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_paper_pairs(paper_tables: str | Path | None = None) -> tuple[list[PaperPair], str]:
+    """The paper's Table 10 pairs from the paper tables file.
+
+    Args:
+        paper_tables: ``swiftembed-tables.json``; default: the shared/ folder's (``STATICST_SHARED_DIR`` or
+            beside the repository).
+
+    Returns:
+        ``(pairs, note)``: the pairs and an empty note, or, when the file does not exist, no pairs and a note
+        naming the path looked at.
+
+    Raises:
+        PaperDataError: The file exists but is not the expected JSON.
+    """
+    path = Path(paper_tables) if paper_tables is not None else default_tables_path(REPO)
+    if not path.is_file():
+        return [], f"no paper tables at {path}"
+    return load_paper_tables(path).pairs, ""
 
 
 def static_encoder(model: str | None) -> tuple[Encoder, dict[str, Any]]:
@@ -151,7 +172,11 @@ def baseline_encoder(model: str) -> tuple[Encoder, dict[str, Any]]:
 
 
 def run(
-    model: str | None, baseline: str | None, output: str | Path, probes_dir: str | Path = DEFAULT_PROBES_DIR
+    model: str | None,
+    baseline: str | None,
+    output: str | Path,
+    probes_dir: str | Path = DEFAULT_PROBES_DIR,
+    paper_tables: str | Path | None = None,
 ) -> dict[str, Any]:
     """Score the static model (and the baseline) and write probes.json, probes.md and probes.png.
 
@@ -160,6 +185,7 @@ def run(
         baseline: Optional contextual model for sentence-transformers (e.g. all-MiniLM-L6-v2).
         output: Output folder (created if needed).
         probes_dir: Folder holding the probe files.
+        paper_tables: The paper tables file (default: shared/'s); without it the report has no paper pairs.
 
     Returns:
         The report (as written to ``probes.json``).
@@ -172,7 +198,7 @@ def run(
     if out.exists() and not out.is_dir():
         raise ValueError(f"--output {str(out)!r} exists and is not a folder; pass a folder path")
     probes = load_probes(probes_dir)
-    pairs = load_paper_pairs(probes_dir)
+    pairs, pairs_note = load_paper_pairs(paper_tables)
     results = [evaluate("static", *static_encoder(model), probes, pairs)]
     if baseline is not None:
         results.append(evaluate("baseline", *baseline_encoder(baseline), probes, pairs))
@@ -182,11 +208,8 @@ def run(
         "scoring": "margin = cos(anchor, positive) - cos(anchor, negative); correct if margin > 0",
         "probes": [asdict(p) for p in probes],
         "paper_pairs": [asdict(p) for p in pairs],
-        "paper_pairs_note": (
-            ""
-            if pairs
-            else "Table 10 of arXiv 2510.24793 could not be retrieved; no paper similarities included."
-        ),
+        "paper_pairs_note": pairs_note,
+        "paper_pairs_same_tokens_static": _same_tokens(model, pairs),
         "results": results,
     }
     out.mkdir(parents=True, exist_ok=True)
@@ -198,9 +221,20 @@ def run(
     return report
 
 
+def _same_tokens(model: str | None, pairs: list[PaperPair]) -> list[bool] | None:
+    """For each pair, whether the static model reads both texts as the same tokens (then cosine is 1)."""
+    if not pairs:
+        return None
+    from staticst import StaticSentenceTransformer
+
+    return same_tokens(StaticSentenceTransformer(model).tokenize, pairs)
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Errors reported as one line on stderr (bad paths, bad data, missing extras) instead of a traceback."""
-    errors: tuple[type[BaseException], ...] = (ProbeDataError, ValueError, OSError, RuntimeError, ImportError)
+    errors: tuple[type[BaseException], ...] = (
+        ProbeDataError, PaperDataError, ValueError, OSError, RuntimeError, ImportError,
+    )  # fmt: skip
     try:
         from staticst import StaticSTError
     except ImportError:  # pragma: no cover - staticst is this project's own package
@@ -227,9 +261,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--probes-dir", default=str(DEFAULT_PROBES_DIR), help="folder holding the probe *.jsonl files"
     )
+    parser.add_argument(
+        "--paper-tables",
+        default=None,
+        help="the paper's tables as data (default: shared/paper/swiftembed-tables.json)",
+    )
     args = parser.parse_args(argv)
     try:
-        report = run(args.model, args.baseline, args.output, args.probes_dir)
+        report = run(args.model, args.baseline, args.output, args.probes_dir, args.paper_tables)
     except _user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

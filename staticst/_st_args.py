@@ -26,16 +26,21 @@ __all__ = [
     "check_encode_options",
     "check_init_options",
     "check_positive",
+    "check_token_embeddings",
     "check_truncate_dim",
     "convert_output",
+    "has_pairs",
+    "input_length",
     "initial_prompts",
     "invalid_text",
+    "prompted",
+    "renamed_inputs",
     "resolve_prompt",
     "warn_non_cpu_workers",
     "warn_once",
 ]
 
-Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"]
+Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"] | None
 ALLOWED_PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
 #: ``(precision, output_value, convert_to_numpy, convert_to_tensor, device, pool, chunk_size)`` at their
@@ -158,12 +163,25 @@ def check_encode_options(
     if kwargs.get("processing_kwargs"):
         warn_once("encode:processing_kwargs", "processing_kwargs has no effect on a static model.")
     check_positive("batch_size", batch_size)
-    if precision not in ALLOWED_PRECISIONS:
+    if precision is not None and precision not in ALLOWED_PRECISIONS:
         raise ValueError(f"Precision {precision!r} is not supported, must be one of {set(ALLOWED_PRECISIONS)}")
-    if output_value not in ("sentence_embedding", None):
+    if output_value not in ("sentence_embedding", "token_embeddings", None):
+        raise ValueError(
+            f"output_value={output_value!r} is not an output of this model: use 'sentence_embedding' (or None)."
+        )
+
+
+def check_token_embeddings(output_value: Any, n: int) -> None:
+    """``output_value="token_embeddings"`` on a non-empty input: a static model has no contextual token vectors.
+
+    Raises:
+        ValueError: Always (``n > 0``); sentence-transformers raises ``KeyError('token_embeddings')`` there.
+    """
+    if output_value == "token_embeddings" and n:
         raise ValueError(
             f"output_value={output_value!r} is not available: a static model has no contextual token embeddings. "
-            "Use output_value='sentence_embedding' (or None)."
+            "Use output_value='sentence_embedding' (or None), or staticst.StaticModel.encode_as_sequence() for "
+            "the (static) vector of every token."
         )
 
 
@@ -199,7 +217,7 @@ def _is_series(inputs: Any) -> bool:
     return kind.__name__ == "Series" and kind.__module__.startswith("pandas")
 
 
-def as_texts(inputs: Any) -> tuple[list[str], bool]:
+def as_texts(inputs: Any) -> tuple[list[Any], bool]:
     """``(texts, single)``: the inputs of ``encode`` as a list of ``str``, and whether one ``str`` was given.
 
     Accepted, as sentence-transformers accepts them: a ``str``; a list, a tuple or another sequence of
@@ -212,9 +230,13 @@ def as_texts(inputs: Any) -> tuple[list[str], bool]:
     if isinstance(inputs, str):
         return [inputs], True
     if isinstance(inputs, np.ndarray):
-        if inputs.ndim != 1 or inputs.dtype.kind not in "UO":
-            raise TypeError(f"encode() takes a str or a 1-D array of str; got an array of {inputs.dtype} {inputs.shape}.")
-        texts = inputs.tolist()
+        pairs = inputs.ndim == 2 and inputs.shape[1] == 2
+        if not (inputs.ndim == 1 or pairs) or inputs.dtype.kind not in "UO":
+            raise TypeError(
+                f"encode() takes a str, a 1-D array of str or an (n, 2) array of text pairs; got an array of "
+                f"{inputs.dtype} {inputs.shape}."
+            )
+        texts = [tuple(row) for row in inputs.tolist()] if pairs else inputs.tolist()
     elif isinstance(inputs, (list, tuple)):
         texts = list(inputs)
     elif _is_series(inputs):
@@ -231,14 +253,70 @@ def as_texts(inputs: Any) -> tuple[list[str], bool]:
         hint = " (decode it first: data.decode('utf-8'))" if isinstance(inputs, (bytes, bytearray, memoryview)) else hint
         raise TypeError(f"encode() takes a str or a list of str, got {type(inputs).__name__}{hint}.")
     if not all(issubclass(kind, str) for kind in set(map(type, texts))):  # one C-level pass over texts
-        i, t = next((i, t) for i, t in enumerate(texts) if not isinstance(t, str))
-        raise TypeError(f"encode() inputs must all be str; item {i} is {type(t).__name__}: {t!r:.80}.")
+        texts = [_as_pair(i, t) for i, t in enumerate(texts)]
     return texts, False
 
 
-def invalid_text(texts: Sequence[str]) -> ValueError | None:
+def _as_pair(i: int, item: Any) -> Any:
+    """Item ``i`` of an ``encode`` batch: a ``str``, or a text pair ``(str, str)`` (a tuple or a list of two).
+
+    Raises:
+        TypeError: Anything else; the message names the item.
+    """
+    if isinstance(item, str):
+        return item
+    if isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, str) for x in item):
+        return (item[0], item[1])
+    raise TypeError(
+        f"encode() inputs must be str or text pairs (str, str); item {i} is {type(item).__name__}: {item!r:.80}."
+    )
+
+
+def has_pairs(texts: Sequence[Any]) -> bool:
+    """Whether a batch from :func:`as_texts` holds text pairs (every item is otherwise a ``str``)."""
+    return not all(issubclass(kind, str) for kind in set(map(type, texts)))
+
+
+def input_length(item: str | tuple[str, str]) -> int:
+    """sentence-transformers' length of an input for its batch order: characters (a pair: both texts)."""
+    return len(item) if isinstance(item, str) else len(item[0]) + len(item[1])
+
+
+def prompted(prompt: str | None, texts: list[Any]) -> list[Any]:
+    """``texts`` with ``prompt`` prepended to each text (to the first text of a pair), as sentence-transformers does."""
+    if not prompt:
+        return texts
+    return [prompt + t if isinstance(t, str) else (prompt + t[0], t[1]) for t in texts]
+
+
+_renamed_warned: set[str] = set()
+
+
+def renamed_inputs(inputs: Any, kwargs: dict[str, Any], method: str) -> Any:
+    """sentence-transformers' deprecated ``sentences=`` keyword: the inputs to encode, popped from ``kwargs``.
+
+    Logs the warning sentence-transformers 6.2 logs (once per process); when both ``inputs`` and
+    ``sentences`` are given, ``sentences`` is dropped, as sentence-transformers does.
+
+    Raises:
+        TypeError: Neither ``inputs`` nor ``sentences`` was given.
+    """
+    if "sentences" in kwargs:
+        old = kwargs.pop("sentences")
+        if "sentences" not in _renamed_warned:
+            _renamed_warned.add("sentences")
+            logger.warning("The `sentences` argument was renamed and is now deprecated. Please use `inputs` instead.")
+        if inputs is None:
+            return old
+    if inputs is None:
+        raise TypeError(f"{method}() missing 1 required argument: 'inputs' (the text or texts to encode).")
+    return inputs
+
+
+def invalid_text(texts: Sequence[Any]) -> ValueError | None:
     """The error for the first text that is not valid Unicode (a lone surrogate), or ``None`` if all are."""
-    for i, text in enumerate(texts):
+    for i, item in enumerate(texts):
+        text = item if isinstance(item, str) else item[0] + item[1]
         if text.isascii():
             continue
         try:
@@ -270,16 +348,15 @@ def convert_output(
     n: int,
     single: bool,
     output_value: str | None,
-    precision: str,
+    precision: str | None,
     convert_to_numpy: bool,
     convert_to_tensor: bool,
 ) -> Any:
     """``encode``'s return value from the float32 rows, as sentence-transformers shapes it."""
-    if output_value is None:
-        rows = [{"sentence_embedding": row} for row in emb]
-        return rows[0] if single else rows
+    if output_value != "sentence_embedding":  # None / token_embeddings of an empty input
+        return []
     result: Any = emb
-    if n and precision != "float32":
+    if n and precision and precision != "float32":
         result = util.quantize_embeddings(emb, precision=precision)
     if convert_to_tensor or not convert_to_numpy:
         torch = _import_torch()

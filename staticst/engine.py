@@ -150,19 +150,34 @@ class Embedder:
             self._native.threads = self._threads
 
     @classmethod
-    def from_parts(cls, parts: ModelParts, kernel: str | None = None, threads: int | None = None) -> Embedder:
+    def from_parts(
+        cls,
+        parts: ModelParts,
+        kernel: str | None = None,
+        threads: int | None = None,
+        family: Family | None = None,
+        normalize: bool | None = None,
+    ) -> Embedder:
         """The engine of a model read by :func:`staticst.persistence.load.read_model`.
 
         The parts' tokenizer is handed over: its padding and truncation are switched off (they are kept in
         ``parts.padding`` / ``parts.truncation``).
+
+        Args:
+            parts: The checked parts of a model folder.
+            kernel: ``"auto"``, ``"native"`` or ``"numpy"`` (``None``: ``STATICST_KERNEL``, else ``"auto"``).
+            threads: Native threads for large batches.
+            family: Read the model under this family's semantics instead of its layout's (e.g. model2vec's
+                rules for a sentence-transformers folder, as ``model2vec.StaticModel`` reads one).
+            normalize: Normalise the output (default: the layout's ``Normalize`` module / ``normalize`` key).
         """
-        family = parts.family
+        family = family or parts.family
         median = family.median_length(parts.tokenizer)
         settings = family.tokenizer_settings(parts.config, parts.truncation, median)
         return cls(
             parts.table,
             TextTokenizer(parts.tokenizer, settings, copy=False),
-            family.pooling(parts.resolved.normalize_module),
+            family.pooling(parts.resolved.normalize_module if normalize is None else normalize),
             family,
             mapping=parts.mapping,
             weights=parts.weights,
@@ -251,6 +266,21 @@ class Embedder:
             gather_table=self._gather_table(len(ids)),
             first=first,
         )
+
+    def token_rows(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """The table row of every token pooled for each text: ``table[mapping[ids]] * weights[ids]``.
+
+        Rows keep the table's dtype (``* weights`` promotes as numpy does); a text with no token gives a
+        ``(0, dim)`` float64 array, as model2vec's ``encode_as_sequence`` returns.
+        """
+        ids, offsets = self.tokenize(texts)
+        rows = self.table[self.mapping[ids] if self.mapping is not None else ids]
+        if self.weights is not None:
+            rows = rows * self.weights[ids][:, None]
+        return [
+            rows[lo:hi] if hi > lo else np.zeros((0, self.dim))
+            for lo, hi in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)
+        ]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """The model's vectors of ``texts``: ``(len(texts), dim)`` float32, memory bounded per step.

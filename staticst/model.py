@@ -8,6 +8,7 @@ and turns sentence-transformers' arguments into engine calls. See ``docs/archite
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -28,21 +29,25 @@ from staticst._st_args import (
     check_encode_options,
     check_init_options,
     check_positive,
+    check_token_embeddings,
     check_truncate_dim,
     convert_output,
+    has_pairs,
     initial_prompts,
     invalid_text,
+    prompted,
+    renamed_inputs,
     resolve_prompt,
     warn_non_cpu_workers,
     warn_once,
 )
-from staticst._version import __version__
+from staticst._st_compat import CPUDevice, STCompatMixin
+from staticst._st_io import STSaveMixin
 from staticst.engine import ENCODE_STEP, Embedder
 from staticst.errors import PoolingOverflowError
 from staticst.model_card import ModelCardData
 from staticst.persistence.hub import BUILTIN_MODEL_PATH, resolve_model
 from staticst.persistence.load import ModelParts, read_model
-from staticst.persistence.save import SavedModel, model_card, write_model
 from staticst.pooling import PoolingConfig, normalize_rows
 from staticst.tokenization import TokenizerSettings
 
@@ -51,7 +56,7 @@ __all__ = ["ModelCardData", "StaticSentenceTransformer"]
 logger = logging.getLogger(__name__)
 
 
-class StaticSentenceTransformer:
+class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
     """Load a static embedding model and encode text like ``sentence_transformers.SentenceTransformer``.
 
     Args:
@@ -124,7 +129,7 @@ class StaticSentenceTransformer:
         self._similarity_fn_name: str | None = None
         self.similarity_fn_name = similarity_fn_name or st_config.get("similarity_fn_name")
         self.model_card_data = model_card_data or ModelCardData(
-            model_id=model_id,
+            model_id=None,  # as ST: the id this model is saved / pushed under, set by save(model_name=...)
             base_model=None if Path(str(model_id)).expanduser().exists() else model_id,
             base_model_revision=resolved_revision,
             license="mit" if folder == BUILTIN_MODEL_PATH else None,
@@ -152,6 +157,15 @@ class StaticSentenceTransformer:
         """Truncation and unknown-token rules in force (see ``docs/model-formats.md``)."""
         return self._engine.settings
 
+    def with_tokenizer_settings(self, settings: TokenizerSettings) -> StaticSentenceTransformer:
+        """A copy of this model under other token rules (e.g. left truncation), sharing its table and caches.
+
+        A staticst extension (the server uses it for TEI's ``truncation_direction``); this model is unchanged.
+        """
+        twin = copy.copy(self)
+        twin._engine = self._engine.with_settings(settings)
+        return twin
+
     @property
     def pooling_config(self) -> PoolingConfig:
         """The pooling arithmetic and normalisation in force (see ``docs/model-formats.md``)."""
@@ -167,9 +181,9 @@ class StaticSentenceTransformer:
         self._engine.threads = value
 
     @property
-    def device(self) -> str:
-        """Always ``"cpu"``."""
-        return "cpu"
+    def device(self) -> CPUDevice:
+        """Always ``"cpu"``: a ``str`` that also has ``torch.device``'s ``type`` / ``index`` and equals ``torch.device("cpu")``."""
+        return CPUDevice()
 
     @property
     def embedding_table(self) -> np.ndarray:
@@ -268,7 +282,7 @@ class StaticSentenceTransformer:
 
     def encode(
         self,
-        inputs: str | Sequence[str] | np.ndarray,
+        inputs: Any = None,
         prompt_name: str | None = None,
         prompt: str | None = None,
         batch_size: int = 32,
@@ -288,13 +302,15 @@ class StaticSentenceTransformer:
 
         Args:
             inputs: A ``str`` (returns shape ``(dim,)``) or a list / tuple / 1-D array of ``str``
-                (returns ``(n, dim)`` in input order).
+                (returns ``(n, dim)`` in input order); text pairs ``(a, b)`` (or an ``(n, 2)`` array) are
+                encoded as one text each, as in ST. ``sentences=`` is accepted with ST's deprecation warning.
             prompt_name: Key of :attr:`prompts` whose text is prepended to every input.
             prompt: Text prepended to every input; wins over ``prompt_name``.
             batch_size: Progress-bar granularity (results do not depend on it); must be positive.
             show_progress_bar: Show a tqdm bar; ``None`` shows it when this logger is at INFO/DEBUG.
-            output_value: ``"sentence_embedding"``, or ``None`` for a list of dicts per input.
-            precision: ``"float32"``, ``"int8"``, ``"uint8"``, ``"binary"`` or ``"ubinary"``
+            output_value: ``"sentence_embedding"``, or ``None`` for ST's dict per input (``input_ids``,
+                ``offsets``, ``sentence_embedding``, numpy); ``"token_embeddings"`` only for an empty input.
+            precision: ``None`` / ``"float32"``, ``"int8"``, ``"uint8"``, ``"binary"`` or ``"ubinary"``
                 (``staticst.util.quantize_embeddings``; ranges from the batch itself, as in ST).
             convert_to_numpy: Return numpy (default). ``False`` returns a list of torch tensors (needs torch).
             convert_to_tensor: Return one torch tensor (needs torch; imported only then).
@@ -318,6 +334,8 @@ class StaticSentenceTransformer:
             TypeError: Inputs that are not strings.
             MissingDependencyError: A torch output was requested and torch is not installed.
         """
+        if kwargs or inputs is None:
+            inputs = renamed_inputs(inputs, kwargs, "encode")
         options = (precision, output_value, convert_to_numpy, convert_to_tensor, device, pool, chunk_size)
         if type(inputs) is str and not kwargs and options == PLAIN_OPTIONS and type(batch_size) is int and batch_size > 0:
             return self._encode_one(inputs, prompt_name, prompt, normalize_embeddings, truncate_dim)
@@ -384,17 +402,18 @@ class StaticSentenceTransformer:
         truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
         if truncate_dim is not None:
             check_truncate_dim(truncate_dim)
-        texts, single = as_texts(inputs)
-        resolved_prompt = self._resolve_prompt(prompt, prompt_name)
-        if resolved_prompt:
-            texts = [resolved_prompt + t for t in texts]
+        raw, single = as_texts(inputs)
+        check_token_embeddings(output_value, len(raw))
+        texts = prompted(self._resolve_prompt(prompt, prompt_name), raw)
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
 
         emb = None
         tokens = -1
         try:
-            if pool is not None or devices is not None:
+            if has_pairs(texts):
+                emb = self._embed_items(texts)
+            elif pool is not None or devices is not None:
                 from staticst.multiprocess import embed_pooled
 
                 emb = embed_pooled(self._engine, str(self.model_path), texts, pool, devices, chunk_size)
@@ -407,6 +426,9 @@ class StaticSentenceTransformer:
             raise error from exc
         if truncate_dim is not None:
             emb = emb[:, :truncate_dim]
+        if output_value is None:
+            dicts = self._output_dicts(raw, texts, np.ascontiguousarray(emb), batch_size)
+            return (dicts[0] if single else dicts), tokens
         if normalize_embeddings:
             emb = _normalized(emb)
         result = convert_output(
@@ -459,45 +481,16 @@ class StaticSentenceTransformer:
                 bar.update(hi - lo)
         return out, tokens
 
-    def start_multi_process_pool(self, target_devices: list[str] | None = None, timeout: float = 60.0) -> dict[str, Any]:
-        """Start worker processes that ``encode(..., pool=pool)`` spreads large inputs over.
-
-        The sentence-transformers API: a dict with ``"input"`` / ``"output"`` queues and ``"processes"``.
-        Workers are spawned (not forked), load this model's folder once, and follow this model's
-        current settings on every call; the vectors are bit-identical to in-process encoding. Inputs of
-        fewer than ``staticst.multiprocess.POOL_MIN_TEXTS`` texts are still encoded in-process. Call from
-        under ``if __name__ == "__main__":`` in scripts, as with any spawned process.
-
-        Args:
-            target_devices: One entry per worker (e.g. ``["cpu", "cpu"]``); ``None``: one worker per usable
-                CPU (sentence-transformers starts 4 CPU workers).
-            timeout: Seconds a pooled ``encode`` waits with no chunk finishing before it raises ``TimeoutError``
-                (a stopped or starved worker); a staticst extension.
-
-        Returns:
-            The pool, for ``encode(..., pool=pool)`` and :meth:`stop_multi_process_pool`.
-        """
-        from staticst.multiprocess import start_pool
-
-        if isinstance(target_devices, (list, tuple)):
-            warn_non_cpu_workers(target_devices)
-        return start_pool(str(self.model_path), target_devices, timeout)
-
-    @staticmethod
-    def stop_multi_process_pool(pool: dict[str, Any]) -> None:
-        """Stop the workers started by :meth:`start_multi_process_pool` and close the pool's queues."""
-        from staticst.multiprocess import stop_pool
-
-        stop_pool(pool)
-
-    def encode_query(self, inputs: str | Sequence[str] | np.ndarray, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any) -> Any:
+    def encode_query(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any) -> Any:
         """Like :meth:`encode`, using the ``"query"`` prompt when neither prompt argument is given."""
+        inputs = renamed_inputs(inputs, kwargs, "encode_query")
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
         return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
 
-    def encode_document(self, inputs: str | Sequence[str] | np.ndarray, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any) -> Any:
+    def encode_document(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any) -> Any:
         """Like :meth:`encode`, using the first of the ``"document"`` / ``"passage"`` / ``"corpus"`` prompts."""
+        inputs = renamed_inputs(inputs, kwargs, "encode_document")
         if prompt_name is None and prompt is None:
             prompt_name = next((c for c in ("document", "passage", "corpus") if c in self.prompts), None)
         return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
@@ -522,92 +515,15 @@ class StaticSentenceTransformer:
         finally:
             self.truncate_dim = original
 
-    def tokenize(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
-        """Token ids as ``encode`` pools them: ``{"input_ids": flat ids, "offsets": start of each text}``."""
+    def tokenize(self, texts: Sequence[str], **kwargs: Any) -> dict[str, np.ndarray]:
+        """Token ids as ``encode`` pools them: ``{"input_ids": flat ids, "offsets": start of each text}``.
+
+        ST 6 deprecates this name for :meth:`preprocess`, which it equals (but for ``{}`` on no input).
+        """
         batch, _ = as_texts(texts)
-        ids, offsets = self._engine.tokenize(batch)
+        ids, offsets = self._ids(batch)
         return {"input_ids": ids, "offsets": offsets[:-1]}
 
-    # ------------------------------------------------------------------ saving
-
-    def save(self, path: str | os.PathLike[str], model_name: str | None = None, create_model_card: bool = True, **kwargs: Any) -> None:
-        """Save to a folder that staticst, model2vec and sentence-transformers all load.
-
-        A model of the model2vec family is written in the model2vec layout (``config.json`` +
-        ``model.safetensors`` + ``tokenizer.json`` + ``modules.json``); a sentence-transformers model in
-        the sentence-transformers root layout. Either way the vectors staticst loads back are identical, and
-        the prompts, default prompt name and similarity function are kept.
-
-        Args:
-            path: Target folder (created if needed).
-            model_name: Name used in the model card.
-            create_model_card: Write a short ``README.md``.
-            **kwargs: Accepted for ST compatibility (``safe_serialization`` etc.); no effect.
-        """
-        engine = self._engine
-        layout = engine.family.save_layout
-        saved_tokenizer = Tokenizer.from_str(self.tokenizer.to_str())
-        if self._parts.truncation:
-            saved_tokenizer.enable_truncation(**self._parts.truncation)
-        if self._parts.padding:
-            saved_tokenizer.enable_padding(**self._parts.padding)
-        st_config = {
-            "__version__": {"staticst": __version__},
-            "model_type": "SentenceTransformer",
-            "prompts": self.prompts,
-            "default_prompt_name": self.default_prompt_name,
-            "similarity_fn_name": self._similarity_fn_name,
-        }
-        card = None
-        if create_model_card:
-            name = model_name or self.model_card_data.model_name or self.model_id
-            card = model_card(str(name), layout, engine.dim, self.model_card_data.license)
-        model = SavedModel(
-            layout=layout,
-            table=engine.table,
-            mapping=engine.mapping,
-            weights=engine.weights,
-            tokenizer=saved_tokenizer,
-            normalize=engine.pooling.normalize,
-            max_length=engine.settings.max_length,
-            truncation_side=engine.settings.truncation_side,
-            config=self._parts.config,
-            st_config=st_config,
-        )
-        write_model(Path(path), model, card)
-
-    def save_pretrained(self, path: str | os.PathLike[str], model_name: str | None = None, **kwargs: Any) -> None:
-        """Alias of :meth:`save`."""
-        self.save(path, model_name=model_name, **kwargs)
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        token: str | None = None,
-        private: bool | None = None,
-        commit_message: str | None = None,
-        exist_ok: bool = False,
-        revision: str | None = None,
-        create_pr: bool = False,
-        **kwargs: Any,
-    ) -> str:
-        """Save the model to a temporary folder and upload it with ``huggingface_hub``.
-
-        Returns:
-            The URL of the commit.
-        """
-        from staticst.persistence.hub import push_folder
-
-        return push_folder(
-            lambda folder, repo: self.save(folder, model_name=repo),
-            repo_id,
-            token=token,
-            private=private,
-            commit_message=commit_message,
-            exist_ok=exist_ok,
-            revision=revision,
-            create_pr=create_pr,
-        )
 
 
 def _normalized(emb: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,13 @@ WORDS = [
 ]  # fmt: skip
 
 
+SHARED_DEFAULT = REPO.parent / "shared"
+NO_SHARED_REASON = (
+    f"real models/data not available: no STATICST_SHARED_DIR and no shared/ folder beside the repository "
+    f"({SHARED_DEFAULT})"
+)
+
+
 def _shared_root() -> Path:
     value = os.environ.get("STATICST_SHARED_DIR")
     if value:
@@ -27,10 +34,30 @@ def _shared_root() -> Path:
         if not root.is_dir():
             raise RuntimeError(f"STATICST_SHARED_DIR={value!r} is not a folder.")
         return root
-    default = REPO.parent / "shared"
-    if default.is_dir():
-        return default
-    pytest.skip("real models/data not available: set STATICST_SHARED_DIR to the shared/ folder")
+    if SHARED_DEFAULT.is_dir():
+        return SHARED_DEFAULT
+    pytest.skip(NO_SHARED_REASON)
+
+
+def _skip_reason(report: pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    return reason.removeprefix("Skipped: ")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> Generator[None, None, None]:
+    """Say loudly, after pytest's short summary, how many tests did not run because shared/ is missing."""
+    yield
+    count = sum(_skip_reason(r) == NO_SHARED_REASON for r in terminalreporter.stats.get("skipped", []))
+    if count:
+        terminalreporter.write_sep(
+            "!",
+            f"NOT RUN: {count} test(s) that need the real models/data in shared/ (none at {SHARED_DEFAULT}, "
+            "STATICST_SHARED_DIR unset)",
+            red=True,
+            bold=True,
+        )
 
 
 @pytest.fixture(scope="session")

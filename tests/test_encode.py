@@ -225,7 +225,7 @@ def test_progress_bar_default_follows_logger(pair: tuple, capsys: pytest.Capture
 def test_output_value_none_and_token_embeddings(pair: tuple) -> None:
     ours, _ = pair
     rows = ours.encode(TEXTS, output_value=None)
-    assert isinstance(rows, list) and set(rows[0]) == {"sentence_embedding"}
+    assert isinstance(rows, list) and list(rows[0]) == ["input_ids", "offsets", "sentence_embedding"]  # as ST 6.2
     with pytest.raises(ValueError, match="no contextual token embeddings"):
         ours.encode(TEXTS, output_value="token_embeddings")
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,11 +69,34 @@ def data_dir(shared_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def run_output(tmp_path_factory: pytest.TempPathFactory, potion: Path, data_dir: Path) -> dict[str, Any]:
+def paper_path(shared_dir: Path) -> Path:
+    path = shared_dir / "paper" / "swiftembed-tables.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"shared paper tables {path} are missing")
+    return path
+
+
+@pytest.fixture(scope="module")
+def paper_json(paper_path: Path) -> dict[str, Any]:
+    """The paper's tables, read here directly (not through the harness)."""
+    return json.loads(paper_path.read_text(encoding="utf-8"))
+
+
+def _paper_task_figures(paper_json: dict[str, Any]) -> dict[str, float]:
+    """The per-task figures of the paper's text for its static system: ``<task>_<metric>`` keys, not ``_bert``."""
+    mentions = paper_json["table1_mteb_by_category"]["text_mentions"]
+    return {k.split("_")[0]: v for k, v in mentions.items() if not k.endswith("_bert")}
+
+
+@pytest.fixture(scope="module")
+def run_output(
+    tmp_path_factory: pytest.TempPathFactory, potion: Path, data_dir: Path, paper_path: Path
+) -> dict[str, Any]:
     out = tmp_path_factory.mktemp("mteb")
     cmd = [
         sys.executable, str(SCRIPT), "--model", str(potion), "--data-dir", str(data_dir), "--output", str(out),
         "--tasks", *LOCAL_TASKS, NO_DATA_TASK, "--reference", "--offline",
+        "--paper-tables", str(paper_path),
     ]  # fmt: skip
     # PYTHONPATH makes the repository's staticst importable even when it is not pip-installed
     env = {
@@ -83,6 +107,7 @@ def run_output(tmp_path_factory: pytest.TempPathFactory, potion: Path, data_dir:
     return {
         "out": out,
         "proc": proc,
+        "paper_json": json.loads(paper_path.read_text(encoding="utf-8")),
         "summary": json.loads((out / "summary.json").read_text())
         if (out / "summary.json").exists()
         else None,
@@ -134,29 +159,13 @@ def _independent_scifact(folder: Path, model_path: Path) -> float:
     for line in lines:
         q, d, s = line.split("\t")
         qrels.setdefault(q, {})[d] = int(s)
-    docs = [
-        json.loads(x) for x in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()
-    ]
-    qs = [
-        json.loads(x)
-        for x in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines()
-        if x.strip()
-    ]
+    docs = [json.loads(x) for x in (folder / "corpus.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
+    qs = [json.loads(x) for x in (folder / "queries.jsonl").read_text(encoding="utf-8").splitlines() if x.strip()]
     task = mteb.get_task("SciFact")
-    task.dataset = {
-        "default": {
-            "test": {
-                "corpus": Dataset.from_list(
-                    [{"id": d["_id"], "title": d["title"], "text": d["text"]} for d in docs]
-                ),
-                "queries": Dataset.from_list(
-                    [{"id": q["_id"], "text": q["text"]} for q in qs if q["_id"] in qrels]
-                ),
-                "relevant_docs": qrels,
-                "top_ranked": None,
-            }
-        }
-    }
+    corpus = Dataset.from_list([{"id": d["_id"], "title": d["title"], "text": d["text"]} for d in docs])
+    queries = Dataset.from_list([{"id": q["_id"], "text": q["text"]} for q in qs if q["_id"] in qrels])
+    split = {"corpus": corpus, "queries": queries, "relevant_docs": qrels, "top_ranked": None}
+    task.dataset = {"default": {"test": split}}
     task.data_loaded = True
     model = SentenceTransformer(str(model_path), device="cpu")
     result = mteb.evaluate(model, task, cache=None, show_progress_bar=False, co2_tracker=False)
@@ -206,20 +215,18 @@ def test_output_files(run_output: dict[str, Any], harness: ModuleType) -> None:
     summary = run_output["summary"]
     assert summary is not None
     report = (out / "report.md").read_text()
-    assert (
-        "| task | category | metric | static model | baseline | paper (Table 1) | static/baseline % |"
-        in report
-    )
+    assert "| task | category | metric | static model | baseline | paper (SwiftEmbed) | static/baseline % |" in report
     for task in LOCAL_TASKS:
         row = next(line for line in report.splitlines() if line.startswith(f"| {task} |"))
         assert f"{100 * summary['scores']['static'][task]:.2f}" in row
-    # the paper column: the number from PAPER_TABLE1 (printed in percent) where the paper has one, else "n/a"
+    # the paper column: the per-task figure of the paper's text (percent, as printed) where it has one, else "n/a"
+    figures = _paper_task_figures(run_output["paper_json"])
+    assert {"Banking77Classification", "EmotionClassification", "SprintDuplicateQuestions"} <= set(figures)
     for task in [*LOCAL_TASKS, NO_DATA_TASK]:
         cells = _report_cells(report, task)
-        expected = f"{harness.PAPER_TABLE1[task]:.2f}" if task in harness.PAPER_TABLE1 else "n/a"
+        expected = f"{figures[task]:.2f}" if task in figures else "n/a"
         assert cells[5] == expected, (task, cells)
-    assert "arXiv 2510.24793" in report and "60.6" in report  # the paper note and its aggregates
-    assert summary["paper_aggregates"]["mteb_average_8_tasks"]["value"] == 60.6
+        assert summary["tasks"][task]["paper"] == (figures[task] / 100 if task in figures else None)
     png = (out / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 10_000
     for role in ("static", "reference"):
@@ -237,6 +244,63 @@ def test_output_files(run_output: dict[str, Any], harness: ModuleType) -> None:
     assert summary["models"]["static"]["texts_per_second"] > 0
 
 
+def test_report_sets_our_models_beside_the_papers_tables(run_output: dict[str, Any]) -> None:
+    """report.md: the paper's Table 1 rows and Table 10 pairs as in the JSON, our category means, our pair cosines."""
+    summary, paper_json = run_output["summary"], run_output["paper_json"]
+    report = (run_output["out"] / "report.md").read_text()
+    lines = report.splitlines()
+    assert "## Beside the paper's Table 1 (MTEB by category)" in report
+    assert "- Classification (accuracy): Banking77Classification, EmotionClassification" in report
+    assert "- STS (Spearman): STSBenchmark, SICK-R" in report and "- Retrieval (nDCG@10): SciFact" in report
+    scores = summary["scores"]["static"]
+    expected = {
+        "Classification": (scores["Banking77Classification"] + scores["EmotionClassification"]) / 2,
+        "Retrieval": scores["SciFact"],
+        "STS": (scores["STSBenchmark"] + scores["SICK-R"]) / 2,
+    }
+    assert summary["paper"]["ours_by_category"]["static"] == pytest.approx(expected)
+    ours = next(line for line in lines if line.startswith("| **local/potion-base-8M** | ours (static) |"))
+    cells = [c.strip() for c in ours.strip("|").split("|")]
+    assert [cells[2], cells[4], cells[5]] == [f"{100 * expected[c]:.2f}" for c in ("Classification", "Retrieval", "STS")]
+    assert not any("ours (reference)" in line for line in lines)  # the reference is the same model
+    for model, values in paper_json["table1_mteb_by_category"]["rows"].items():
+        row = next(line for line in lines if line.startswith(f"| {model} | paper |"))
+        assert [c.strip() for c in row.strip("|").split("|")][2:7] == [f"{v:.1f}" for v in values]
+    assert "## The paper's Table 10 pairs through our models" in report
+    pairs = paper_json["table10_pairs"]
+    static_sims = summary["paper"]["table10"]["ours"]["static"]
+    for i, pair in enumerate(pairs):
+        row = next(line for line in lines if line.startswith(f"| t10-{i + 1} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2:7] == [pair["a"], pair["b"], f"{pair['bert']:.2f}", f"{pair['static']:.2f}", f"{static_sims[i]:.4f}"]
+    reordered = next(i for i, p in enumerate(pairs) if p["type"] == "word order sensitivity")
+    assert static_sims[reordered] == pytest.approx(1.0, abs=1e-6)
+    assert summary["paper"]["table10"]["same_tokens_static"][reordered] is True
+    assert sum(summary["paper"]["table10"]["same_tokens_static"]) == 1
+
+
+def test_pair_similarities_match_an_independent_computation(harness: ModuleType, shared_dir: Path, paper_path: Path) -> None:
+    """score_paper_pairs on a static model and a transformer baseline, against sentence-transformers' cos_sim."""
+    from types import SimpleNamespace
+
+    from sentence_transformers import SentenceTransformer, util
+
+    from staticst import StaticSentenceTransformer
+
+    paper = harness.load_paper_tables(paper_path)
+    static = StaticSentenceTransformer(shared_dir / "models" / "potion-base-8M")
+    minilm = SentenceTransformer(str(shared_dir / "models" / "all-MiniLM-L6-v2"), device="cpu")
+    runs = {"static": SimpleNamespace(encoder=SimpleNamespace(model=static)),
+            "baseline": SimpleNamespace(encoder=SimpleNamespace(model=minilm))}  # fmt: skip
+    got = harness.score_paper_pairs(paper, runs)
+    for role, model in (("static", static), ("baseline", minilm)):
+        for i, pair in enumerate(paper.pairs):
+            a, b = model.encode([pair.text_a, pair.text_b])
+            expected = float(util.cos_sim(np.asarray([a]), np.asarray([b]))[0, 0])
+            assert got["ours"][role][i] == pytest.approx(expected, abs=1e-6), (role, pair.id)
+    assert got["same_tokens_static"] == [p.type == "word order sensitivity" for p in paper.pairs]
+
+
 def _report_cells(report: str, task: str) -> list[str]:
     """The cells of ``task``'s row in report.md: task, category, metric, static, baseline, paper, ratio."""
     row = next(line for line in report.splitlines() if line.startswith(f"| {task} |"))
@@ -244,17 +308,6 @@ def _report_cells(report: str, task: str) -> list[str]:
 
 
 # -------------------------------------------------------------------------------- unit behaviour
-
-
-def test_paper_numbers_are_percent_and_keyed_by_default_tasks(harness: ModuleType) -> None:
-    """PAPER_TABLE1 holds the paper's numbers as printed (percent): catch a 0-1 value or a misspelt task."""
-    for task, value in harness.PAPER_TABLE1.items():
-        assert task in harness.DEFAULT_TASKS, task
-        assert isinstance(value, float) and 1.0 < value <= 100.0, (task, value)
-    for name, claim in harness.PAPER_AGGREGATES.items():
-        assert 1.0 < claim["value"] <= 100.0, name
-        assert claim["versions"] and set(claim["versions"]) <= set(harness.PAPER_URLS), name
-    assert all(url.startswith("https://") for url in harness.PAPER_URLS.values())
 
 
 def _fake_run(harness: ModuleType, role: str, scores: dict[str, float]) -> Any:
@@ -269,9 +322,22 @@ def _fake_run(harness: ModuleType, role: str, scores: dict[str, float]) -> Any:
     )
 
 
-def test_report_shows_paper_numbers_on_the_score_scale(harness: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A paper number (percent) lands in summary.json on mteb's 0-1 scale and in report.md x 100, like ours."""
-    monkeypatch.setattr(harness, "PAPER_TABLE1", {"STSBenchmark": 12.34, "SICK-R": 56.78, "ArguAna": 9.5})
+def _paper_copy(harness: ModuleType, paper_json: dict[str, Any], tmp_path: Path, mentions: dict[str, float]) -> Any:
+    """A copy of the real tables file with other text figures (so nothing can pass by knowing the real ones)."""
+    data = json.loads(json.dumps(paper_json))
+    data["table1_mteb_by_category"]["text_mentions"] = mentions
+    (tmp_path / "tables.json").write_text(json.dumps(data))
+    return harness.load_paper_tables(tmp_path / "tables.json")
+
+
+def test_report_shows_paper_numbers_on_the_score_scale(
+    harness: ModuleType, paper_json: dict[str, Any], tmp_path: Path
+) -> None:
+    """A paper figure (percent) lands in summary.json on mteb's 0-1 scale and in report.md x 100, like ours."""
+    paper = _paper_copy(
+        harness, paper_json, tmp_path, {"STSBenchmark_spearman": 12.34, "SICK-R_spearman": 56.78, "ArguAna_ndcg10": 9.5,
+                               "ArguAna_ndcg10_bert": 77.0, "mteb_average": 1.0},
+    )  # fmt: skip
     tasks = [
         harness.PreparedTask("STSBenchmark", "STS", "cosine_spearman", task=object(), source="local"),
         harness.PreparedTask("SICK-R", "STS", "cosine_spearman", task=object(), source="local"),
@@ -282,21 +348,62 @@ def test_report_shows_paper_numbers_on_the_score_scale(harness: ModuleType, monk
         "static": _fake_run(harness, "static", {"STSBenchmark": 0.5, "SICK-R": 0.25, "SciFact": 0.125}),
         "baseline": _fake_run(harness, "baseline", {"STSBenchmark": 1.0, "SICK-R": 0.5, "SciFact": 0.25}),
     }
-    summary = harness.build_summary(tasks, runs, {}, 0.01)
-    assert summary["tasks"]["STSBenchmark"]["paper_table1"] == pytest.approx(0.1234)
-    assert summary["tasks"]["SciFact"]["paper_table1"] is None
+    summary = harness.build_summary(tasks, runs, {}, 0.01, paper)
+    assert summary["tasks"]["STSBenchmark"]["paper"] == pytest.approx(0.1234)
+    assert summary["tasks"]["SciFact"]["paper"] is None
     report = harness.render_report(summary)
     assert _report_cells(report, "STSBenchmark")[3:] == ["50.00", "100.00", "12.34", "50.0"]
     assert _report_cells(report, "SICK-R")[5] == "56.78"
     assert _report_cells(report, "SciFact")[5] == "n/a"
-    assert _report_cells(report, "ArguAna")[5] == "9.50"  # shown even when we could not run the task
+    assert _report_cells(report, "ArguAna")[5] == "9.50"  # shown even when we could not run the task (not _bert)
     mean_row = next(line for line in report.splitlines() if line.startswith("| **mean of 3 tasks run**"))
     assert mean_row.split("|")[6].strip() == "n/a"  # the paper has no SciFact number: no paper mean
 
     tasks = tasks[:2]  # every task run has a paper number: the paper's mean over the same tasks is shown
-    report = harness.render_report(harness.build_summary(tasks, runs, {}, 0.01))
+    report = harness.render_report(harness.build_summary(tasks, runs, {}, 0.01, paper))
     mean_row = next(line for line in report.splitlines() if line.startswith("| **mean of 2 tasks run**"))
     assert mean_row.split("|")[6].strip() == f"{(12.34 + 56.78) / 2:.2f}"
+
+
+def test_report_puts_our_categories_beside_table1(harness: ModuleType, paper_json: dict[str, Any], tmp_path: Path) -> None:
+    """Our category means (by mteb task type) beside every Table 1 row, with the paper's rows from the file."""
+    paper = _paper_copy(harness, paper_json, tmp_path, {})
+    tasks = [
+        harness.PreparedTask("STSBenchmark", "STS", "cosine_spearman", task=object(), source="local"),
+        harness.PreparedTask("SICK-R", "STS", "cosine_spearman", task=object(), source="local"),
+        harness.PreparedTask("SciFact", "Retrieval", "ndcg_at_10", task=object(), source="local"),
+        harness.PreparedTask("ArguAna", "Retrieval", "ndcg_at_10", unavailable="no local data"),
+    ]
+    runs = {"static": _fake_run(harness, "static", {"STSBenchmark": 0.5, "SICK-R": 0.25, "SciFact": 0.125})}
+    summary = harness.build_summary(tasks, runs, {}, 0.01, paper)
+    assert summary["paper"]["ours_by_category"]["static"] == {"STS": 0.375, "Retrieval": 0.125}
+    report = harness.render_report(summary)
+    assert "- STS (Spearman): STSBenchmark, SICK-R" in report
+    assert "- Retrieval (nDCG@10): SciFact (not run: ArguAna)" in report
+    ours = next(line for line in report.splitlines() if line.startswith("| **test/static** |"))
+    cells = [c.strip() for c in ours.strip("|").split("|")]
+    assert cells[2:7] == ["n/a", "n/a", "12.50", "37.50", "n/a"] and cells[8] == "25.00"
+    t1 = paper_json["table1_mteb_by_category"]
+    for model, values in t1["rows"].items():
+        row = next(line for line in report.splitlines() if line.startswith(f"| {model} | paper |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2:7] == [f"{v:.1f}" for v in values], model
+        assert cells[7] == f"{sum(values) / len(values):.2f}"
+        retrieval, sts = values[t1["columns"].index("retrieval_ndcg10")], values[t1["columns"].index("sts_spearman")]
+        assert cells[8] == f"{(retrieval + sts) / 2:.2f}"  # the paper over the categories we ran
+
+
+def test_missing_paper_tables_leave_the_column_empty(harness: ModuleType, tmp_path: Path) -> None:
+    assert harness._paper_tables(tmp_path / "none.json") == (None, f"no paper tables at {tmp_path / 'none.json'}")
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(harness.UsageError, match="unexpected structure"):
+        harness._paper_tables(tmp_path / "bad.json")
+    tasks = [harness.PreparedTask("STSBenchmark", "STS", "cosine_spearman", task=object(), source="local")]
+    runs = {"static": _fake_run(harness, "static", {"STSBenchmark": 0.5})}
+    summary = harness.build_summary(tasks, runs, {}, 0.01, None, None, "no paper tables at /x")
+    report = harness.render_report(summary)
+    assert _report_cells(report, "STSBenchmark")[5] == "n/a"
+    assert "could not be read: no paper tables at /x" in report and "Table 10" not in report
 
 
 def test_unknown_task_is_a_usage_error(
@@ -368,7 +475,10 @@ def test_adapter_satisfies_encoder_protocol(adapter: ModuleType, potion: Path) -
     from staticst import StaticSentenceTransformer
 
     model = StaticSentenceTransformer(str(potion))
-    enc = adapter.StaticSTEncoder(model=model)
+    enc = adapter.StaticSTEncoder(model)  # positional: the model is wrapped, not taken for a name
+    assert enc.model is model
+    timed = adapter.TimedStaticSTEncoder(model)
+    assert isinstance(timed, adapter.StaticSTEncoder) and timed.encode_stats.texts == 0
     assert isinstance(enc, mteb.EncoderProtocol) and not isinstance(enc, SearchProtocol)
     meta = enc.mteb_model_meta
     assert meta.name == "local/potion-base-8M"
@@ -376,9 +486,7 @@ def test_adapter_satisfies_encoder_protocol(adapter: ModuleType, potion: Path) -
     assert meta.framework == ["NumPy", "safetensors"]
     assert meta.similarity_fn_name is not None and meta.similarity_fn_name.value == "cosine"
     assert meta.max_tokens is not None and meta.max_tokens > 0
-    named = adapter.StaticSTEncoder(
-        model=model, name="minishlab/potion-base-8M", revision="abc"
-    ).mteb_model_meta
+    named = adapter.StaticSTEncoder(model, name="minishlab/potion-base-8M", revision="abc").mteb_model_meta
     assert (named.name, named.revision) == ("minishlab/potion-base-8M", "abc")
 
 

@@ -45,8 +45,6 @@ probes_mod = _load_module()
 def _raw_rows() -> list[dict[str, Any]]:
     rows = []
     for path in sorted(PROBES_DIR.glob("*.jsonl")):
-        if path.name == "paper_table10.jsonl":
-            continue
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 row = json.loads(line)
@@ -225,38 +223,48 @@ def test_load_probes_rejects_missing_or_empty_folder(tmp_path: Path) -> None:
         probes_mod.load_probes(tmp_path)
 
 
-def test_paper_pairs_optional_and_validated(tmp_path: Path) -> None:
-    assert probes_mod.load_paper_pairs(tmp_path) == []
-    pair = {"id": "t10-1", "text_a": "a", "text_b": "b", "paper_bert": 0.81, "paper_static": 0.92}
-    _write(tmp_path, "paper_table10.jsonl", [pair])
-    (loaded,) = probes_mod.load_paper_pairs(tmp_path)
-    assert (loaded.text_a, loaded.paper_bert, loaded.paper_static) == ("a", 0.81, 0.92)
-    _write(tmp_path, "paper_table10.jsonl", [{**pair, "paper_bert": "high"}])
-    with pytest.raises(probes_mod.ProbeDataError, match="paper_bert must be a number"):
-        probes_mod.load_paper_pairs(tmp_path)
-    # The pairs file is never mistaken for a probe file.
-    _write(tmp_path, "paper_table10.jsonl", [pair])
-    _write(tmp_path, "polysemy.jsonl", [GOOD])
-    assert [p.id for p in probes_mod.load_probes(tmp_path)] == ["x-1"]
+def _paper_json(shared_dir: Path) -> dict[str, Any]:
+    """The paper tables file, read here directly (not through the code under test)."""
+    return json.loads((shared_dir / "paper" / "swiftembed-tables.json").read_text(encoding="utf-8"))
+
+
+def test_paper_pairs_come_from_the_paper_tables_file(shared_dir: Path, tmp_path: Path) -> None:
+    raw = _paper_json(shared_dir)["table10_pairs"]
+    pairs, note = probes_mod.load_paper_pairs(shared_dir / "paper" / "swiftembed-tables.json")
+    assert note == "" and len(pairs) == len(raw) == 5
+    assert [(p.text_a, p.text_b, p.paper_bert, p.paper_static, p.type) for p in pairs] == [
+        (r["a"], r["b"], r["bert"], r["static"], r["type"]) for r in raw
+    ]
+    missing, why = probes_mod.load_paper_pairs(tmp_path / "nope.json")
+    assert missing == [] and "no paper tables at" in why and "nope.json" in why
+    broken = _paper_json(shared_dir)
+    broken["table10_pairs"][0]["bert"] = 1.5
+    (tmp_path / "broken.json").write_text(json.dumps(broken))
+    with pytest.raises(probes_mod.PaperDataError, match=r"outside \[-1, 1\]"):
+        probes_mod.load_paper_pairs(tmp_path / "broken.json")
 
 
 def test_markdown_puts_our_similarities_next_to_the_papers() -> None:
     """With pairs, the report table shows the paper's BERT and static numbers and each model's own similarity."""
-    pair = {"id": "t10-x", "text_a": "A", "text_b": "B", "paper_bert": 0.11, "paper_static": 0.22, "note": ""}
+    pair = {"id": "t10-x", "text_a": "A", "text_b": "B", "paper_bert": 0.11, "paper_static": 0.22, "type": "t", "note": ""}
     result = {"summary": {"overall": {"n": 1, "accuracy": 1.0, "mean_margin": 0.5}}, "probes": []}
     report = {
         "n_probes": 1,
         "paper_pairs": [pair],
+        "paper_pairs_same_tokens_static": [True],
         "results": [
             {**result, "role": "static", "info": {"model": "/m/static-model"}, "pairs": [0.333]},
             {**result, "role": "baseline", "info": {"model": "/m/contextual-model"}, "pairs": [0.444]},
         ],
     }
     md = probes_mod.render_markdown(report)
-    assert "| pair | text a | text b | paper BERT | paper static | static-model (ours) | contextual-model (ours) |" in md
-    assert "| t10-x | A | B | 0.11 | 0.22 | 0.33 | 0.44 |" in md
-    assert "No `paper_table10.jsonl`" not in md
-    assert "No `paper_table10.jsonl`" in probes_mod.render_markdown({**report, "paper_pairs": []})
+    head = "| pair | type | text a | text b | paper BERT | paper static | static-model (ours) | contextual-model (ours) |"
+    assert head in md
+    assert "| t10-x | t | A | B | 0.11 | 0.22 | 0.3330 | 0.4440 | yes |" in md
+    assert "No paper pairs" not in md
+    assert "No paper pairs: no paper tables at /x." in probes_mod.render_markdown(
+        {**report, "paper_pairs": [], "paper_pairs_note": "no paper tables at /x"}
+    )
 
 
 # ---------------------------------------------------------------- scoring (hand-computed)
@@ -320,6 +328,8 @@ def e2e_run(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
         str(shared_dir / "models" / "all-MiniLM-L6-v2"),
         "--output",
         str(out),
+        "--paper-tables",
+        str(shared_dir / "paper" / "swiftembed-tables.json"),
     ]
     # PYTHONPATH makes the repository's staticst importable even when it is not pip-installed.
     env = {
@@ -416,3 +426,37 @@ def test_e2e_baseline_scores_match_its_own_encoder(
         (got,) = [p for p in baseline["probes"] if p["id"] == row["id"]]
         assert got["sim_positive"] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
         assert got["sim_negative"] == pytest.approx(float(emb[0] @ emb[2]), abs=1e-5)
+
+
+def test_e2e_reports_the_papers_table10_pairs_beside_ours(
+    shared_dir: Path, e2e_run: tuple[Path, dict[str, Any]]
+) -> None:
+    """probes.md lists every Table 10 pair with the paper's two numbers (from the JSON) and each model's cosine."""
+    out, report = e2e_run
+    raw = _paper_json(shared_dir)["table10_pairs"]
+    md = (out / "probes.md").read_text(encoding="utf-8")
+    static, baseline = report["results"]
+    for i, pair in enumerate(raw):
+        row = next(line for line in md.splitlines() if line.startswith(f"| t10-{i + 1} |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[2:6] == [pair["a"], pair["b"], f"{pair['bert']:.2f}", f"{pair['static']:.2f}"]
+        assert cells[6:8] == [f"{static['pairs'][i]:.4f}", f"{baseline['pairs'][i]:.4f}"]
+    reordered = next(i for i, p in enumerate(raw) if p["type"] == "word order sensitivity")
+    assert static["pairs"][reordered] == pytest.approx(1.0, abs=1e-6)  # the same tokens: the same mean vector
+    assert report["paper_pairs_same_tokens_static"][reordered] is True
+    assert raw[reordered]["static"] < 0.9 and "cannot come from mean pooling" in md
+    assert baseline["pairs"][reordered] < 0.999  # a transformer sees the order
+
+
+def test_e2e_pair_similarities_match_sentence_transformers(
+    shared_dir: Path, e2e_run: tuple[Path, dict[str, Any]]
+) -> None:
+    from sentence_transformers import SentenceTransformer, util
+
+    _, report = e2e_run
+    raw = _paper_json(shared_dir)["table10_pairs"]
+    for result, name in zip(report["results"], ("potion-base-8M", "all-MiniLM-L6-v2"), strict=True):
+        model = SentenceTransformer(str(shared_dir / "models" / name), device="cpu")
+        for i, pair in enumerate(raw):
+            emb = model.encode([pair["a"], pair["b"]], convert_to_tensor=True)
+            assert result["pairs"][i] == pytest.approx(float(util.cos_sim(emb[0:1], emb[1:2])[0, 0]), abs=1e-5)

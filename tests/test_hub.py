@@ -125,8 +125,12 @@ def test_push_to_hub_up_to_the_upload_call(tiny_model2vec: Path, monkeypatch: py
         calls["upload"] = (repo_id, kwargs)
         return "https://example.invalid/commit/1"
 
+    def no_readme_yet(*args: object, **kwargs: object) -> str:  # the README probe ST makes: none on the Hub yet
+        raise huggingface_hub.errors.EntryNotFoundError("README.md")
+
     monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", fake_create_repo)
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", fake_upload_folder)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", no_readme_yet)
     model = StaticSentenceTransformer(tiny_model2vec)
     url = model.push_to_hub("me/pushed", private=True, commit_message="hi")
     assert url == "https://example.invalid/commit/1"

@@ -19,11 +19,14 @@ from staticst.server._errors import OPENAI_ERRORS, TEI_ERRORS, RequestError  # n
 from staticst.server._media import FORMATS  # noqa: E402
 from staticst.server._openapi import body_schema, build_openapi  # noqa: E402
 from staticst.server._routes import ROUTES  # noqa: E402
-from staticst.server._spec import KINDS, Body, Field, Get, Post  # noqa: E402
+from staticst.server._spec import KINDS, Body, Field, Get, Post, dispatch_field  # noqa: E402
 from staticst.server._validation import Limits, Validator  # noqa: E402
 
-LIMITS = Limits(max_batch=8, max_input_chars=50, max_body_bytes=10_000, dim=16, prompt_names=("passage", "query"))
+LIMITS = Limits(
+    max_batch=8, max_input_chars=50, max_body_bytes=10_000, dim=16, prompt_names=("passage", "query"), vocab_size=30
+)
 POSTS = [r for r in ROUTES if isinstance(r, Post)]
+SHARED_PATHS = sorted({r.path for r in POSTS if sum(q.path == r.path for q in POSTS) > 1})
 # Names a validator might accept without the spec knowing: every documented name plus common API names.
 CANDIDATES = {f.name for r in POSTS for f in r.body.fields} | {
     "text",
@@ -38,6 +41,10 @@ CANDIDATES = {f.name for r in POSTS for f in r.body.fields} | {
     "truncation_direction",
     "encoding",
     "options",
+    "input_ids",
+    "model",
+    "user",
+    "raw_scores",
 }
 # Values tried in every field: for each, the schema and the validator must agree on valid / invalid.
 PROBES: list[Any] = [
@@ -74,23 +81,47 @@ PROBES: list[Any] = [
     {"source_sentence": "a"},
     {"source_sentence": "a", "sentences": ["b"], "other": 1},
     {"t": "a"},
+    "left",
+    "Right",
+    "up",
+    [0],
+    [29],
+    [30],
+    [-1],
+    [1.0],
+    [True],
+    [1] * 50,
+    [1] * 51,
+    [[1], [2, 3]],
+    [[]],
+    [[1]] * 8,
+    [[1]] * 9,
+    [[1, "a"]],
+    [[1], 2],
+    [1, [2]],
 ]
 
 
 def request_schema(doc: dict[str, Any], route: Post) -> dict[str, Any]:
-    ref = doc["paths"][route.path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    """The route's request body schema; on a path several routes share, its alternative of the ``oneOf``."""
+    schema = doc["paths"][route.path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    refs = [s["$ref"] for s in schema["oneOf"]] if "oneOf" in schema else [schema["$ref"]]
+    [ref] = [r for r in refs if r.rsplit("/", 1)[1] == route.body.name]
     return doc["components"]["schemas"][ref.rsplit("/", 1)[1]]
 
 
-def example(schema: dict[str, Any]) -> Any:
-    """A small valid instance of a request schema, read from the schema alone."""
+def example(schema: dict[str, Any], objects: bool = False) -> Any:
+    """A small valid instance of a request schema, read from the schema alone (``objects``: with the optional
+    object-valued fields too, so that their nested fields can be probed)."""
     if "oneOf" in schema:
-        return example(schema["oneOf"][0])
+        return example(schema["oneOf"][0], objects)
     if "enum" in schema:
         return next(v for v in schema["enum"] if v is not None)
     kind = schema["type"][0] if isinstance(schema["type"], list) else schema["type"]
     if kind == "object":
-        return {name: example(schema["properties"][name]) for name in schema.get("required", [])}
+        props = schema["properties"]
+        names = [n for n in props if n in schema.get("required", []) or (objects and _is_object(props[n]))]
+        return {name: example(props[name], objects) for name in names}
     if kind == "array":
         return [example(schema["items"])] * schema.get("minItems", 0)
     return {"string": "a", "integer": schema.get("minimum", 1), "boolean": True}[kind]
@@ -153,6 +184,10 @@ def _with(body: dict[str, Any], path: tuple[str, ...], name: str, value: Any) ->
     return out
 
 
+def _is_object(schema: dict[str, Any]) -> bool:
+    return schema.get("type") in ("object", ["object", "null"])
+
+
 def nested_objects(schema: dict[str, Any], path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
     """``(path, object schema)`` for the body and each nested object property."""
     found = [(path, schema)]
@@ -172,7 +207,7 @@ def doc() -> dict[str, Any]:
 def test_documented_fields_are_exactly_the_accepted_fields(doc: dict[str, Any], route: Post) -> None:
     schema = request_schema(doc, route)
     validate = Validator(route.body, LIMITS)
-    minimal = example(schema)
+    minimal = example(schema, objects=True)
     objects = nested_objects(schema)
     assert len(objects) >= 1
     for path, obj in objects:
@@ -186,7 +221,7 @@ def test_schema_and_validator_agree_on_every_value_of_every_field(doc: dict[str,
     schema = request_schema(doc, route)
     checker = jsonschema.Draft202012Validator(schema)
     validate = Validator(route.body, LIMITS)
-    minimal = example(schema)
+    minimal = example(schema, objects=True)
     for path, obj in nested_objects(schema):
         for name in obj["properties"]:
             for value in PROBES:
@@ -204,8 +239,10 @@ def test_every_route_is_in_the_document_as_in_the_table(doc: dict[str, Any]) -> 
     assert "/openapi.json" not in doc["paths"]  # served, but not an operation of the document itself
     for route in POSTS:
         assert request_schema(doc, route) == body_schema(route.body, LIMITS)
-        assert set(route.formats) == set(FORMATS)
-        assert set(doc["paths"][route.path]["post"]["responses"]["200"]["content"]) == set(FORMATS)
+        assert "application/json" in route.formats and set(route.formats) <= set(FORMATS)
+        assert set(doc["paths"][route.path]["post"]["responses"]["200"]["content"]) == set(route.formats)
+        accept = doc["paths"][route.path]["post"]["parameters"][0]["schema"]["pattern"]
+        assert all((fmt in accept) == (fmt in route.formats) for fmt in FORMATS)
         error_ref = doc["paths"][route.path]["post"]["responses"]["422"]["content"]["application/json"]["schema"]
         assert error_ref == {"$ref": f"#/components/schemas/{route.errors.schema_name}"}
 
@@ -223,8 +260,9 @@ def test_error_bodies_match_their_documented_schemas() -> None:
 
 # ----------------------------------------------------------------------------- edits to a spec reach both
 def _table_with(route: Post, body: Body) -> tuple[Post, dict[str, Any]]:
+    """The route with another body, alone on its path (other routes of the table share its body object)."""
     changed = dataclasses.replace(route, body=body)
-    table = tuple(changed if r is route else r for r in ROUTES)
+    table = (changed, *(r for r in ROUTES if not isinstance(r, Post)))
     return changed, request_schema(build_openapi(table, LIMITS, "m"), changed)
 
 
@@ -283,3 +321,36 @@ def test_each_kind_has_a_checker_and_a_schema_that_agree(kind: str, required: bo
         assert documented == accepted, (kind, required, value, outcome(validate, {"f": value}))
     assert checker.is_valid({}) == (outcome(validate, {}) is None) == (not required)
     assert is_unknown(outcome(validate, {"f": example(schema["properties"]["f"]), "g": 1}), "g")
+
+
+# ----------------------------------------------------------------------------- routes sharing a path
+def test_routes_sharing_a_path_are_told_apart_by_one_field() -> None:
+    """``POST /`` and ``/invocations`` serve an embed and a similarity body: the document's ``oneOf`` and the
+    dispatch agree, and every valid body of one alternative is invalid for the others."""
+    assert {"/", "/invocations"} <= set(SHARED_PATHS)
+    doc = build_openapi(ROUTES, LIMITS, "m")
+    for path in SHARED_PATHS:
+        routes = [r for r in POSTS if r.path == path]
+        key, picks = dispatch_field([r.body for r in routes])
+        assert key == "inputs" and picks["object"] == 1 and picks["string"] == picks["array"] == 0
+        whole = doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        checker = jsonschema.Draft202012Validator({**whole, "components": doc["components"]})
+        for i, route in enumerate(routes):
+            schema = request_schema(doc, route)
+            every = {n: example(p) for n, p in schema["properties"].items()}
+            for body in (example(schema), example(schema, objects=True), every):
+                assert checker.is_valid(body), (path, route.body.name, body)  # exactly one alternative matches
+                assert picks[{str: "string", list: "array", dict: "object"}[type(body[key])]] == i
+        assert doc["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"] == {
+            "anyOf": [dict(r.json_schema) for r in routes]
+        }
+
+
+def test_routes_that_cannot_be_told_apart_are_refused() -> None:
+    texts = Body("A", (Field("inputs", "texts", "Texts.", required=True),))
+    text = Body("B", (Field("inputs", "text", "A text.", required=True),))
+    with pytest.raises(ValueError, match="no required field tells them apart"):
+        dispatch_field([texts, text])
+    optional = Body("C", (Field("inputs", "object", "O.", fields=(Field("t", "text", "T."),)),))
+    with pytest.raises(ValueError, match="no required field tells them apart"):
+        dispatch_field([texts, optional])

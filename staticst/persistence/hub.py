@@ -20,7 +20,14 @@ from pathlib import Path
 from staticst.errors import ModelNotFoundError
 from staticst.persistence.layout import all_layout_files
 
-__all__ = ["BUILTIN_MODEL_ID", "BUILTIN_MODEL_PATH", "BUILTIN_REVISION", "push_folder", "resolve_model"]
+__all__ = [
+    "BUILTIN_MODEL_ID",
+    "BUILTIN_MODEL_PATH",
+    "BUILTIN_REVISION",
+    "push_folder",
+    "push_model2vec_folder",
+    "resolve_model",
+]
 
 BUILTIN_MODEL_ID = "minishlab/potion-base-8M"
 BUILTIN_REVISION = "bf8b056651a2c21b8d2565580b8569da283cab23"
@@ -147,21 +154,65 @@ def resolve_model(
     return Path(snapshot), repo_id, revision
 
 
+def _readme_missing(repo_id: str, token: str | None, revision: str | None) -> bool:
+    """Whether the Hub repository has no ``README.md`` (so a model card may be written), as ST probes it.
+
+    A probe that fails for another reason (network, rate limit) counts as "present": an existing card is
+    never overwritten by accident.
+    """
+    import logging
+
+    import huggingface_hub
+    from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
+
+    try:
+        huggingface_hub.hf_hub_download(repo_id, filename="README.md", revision=revision, token=token, library_name="staticst")
+    except (EntryNotFoundError, HFValidationError, LocalEntryNotFoundError):
+        return True
+    except Exception as exc:  # noqa: BLE001 - any other failure: keep the existing card
+        logging.getLogger("staticst.model").warning(
+            f"Could not check for an existing README.md on {repo_id!r} ({type(exc).__name__}: {exc}). "
+            "Skipping model card creation to avoid overwriting any existing card."
+        )
+        return False
+    return False
+
+
 def push_folder(
-    save: Callable[[str, str], None],
+    save: Callable[[str, str, bool], None],
     repo_id: str,
     *,
     token: str | None = None,
     private: bool | None = None,
-    commit_message: str | None = None,
+    commit_message: str = "Add new model",
     exist_ok: bool = False,
     revision: str | None = None,
     create_pr: bool = False,
+    local_model_path: str | os.PathLike[str] | None = None,
+    replace_model_card: bool = False,
+    describe: Callable[[str], str] | None = None,
 ) -> str:
-    """Create the Hub repository, let ``save(folder, repo_id)`` write the model into a temporary folder, upload it.
+    """Upload a model the way sentence-transformers 6.2's ``push_to_hub`` does.
+
+    ``create_repo`` (``exist_ok`` also when ``create_pr``), ``create_branch`` for a ``revision``, then either
+    ``local_model_path`` or a temporary folder that ``save(folder, repo_id, write_card)`` fills (``write_card``:
+    ``replace_model_card`` or no ``README.md`` in the repository yet), and one ``upload_folder`` commit.
+
+    Args:
+        save: Writes the model into a folder: ``save(folder, repo_id, write_card)``.
+        repo_id: ``"name"`` or ``"org/name"``.
+        token: Hub token.
+        private: Create the repository private.
+        commit_message: The commit's summary.
+        exist_ok: Allow an existing repository.
+        revision: The branch to commit to (created if missing).
+        create_pr: Open a pull request instead of committing to the branch.
+        local_model_path: Upload this folder instead of calling ``save``.
+        replace_model_card: Write the model card even over an existing ``README.md``.
+        describe: ``describe(repo_id)`` gives the pull request description (used only with ``create_pr``).
 
     Returns:
-        The URL of the commit.
+        The pull request URL when ``create_pr``, else the commit URL.
 
     Raises:
         ValueError: ``repo_id`` is not ``"name"`` or ``"org/name"``.
@@ -173,14 +224,41 @@ def push_folder(
     if not isinstance(repo_id, str) or repo_id.count("/") > 1 or not repo_id.strip("/"):
         raise ValueError(f"repo_id must look like 'name' or 'org/name', got {repo_id!r}.")
     api = HfApi(token=token)
-    repo_url = api.create_repo(repo_id=repo_id, private=private, repo_type="model", exist_ok=exist_ok or True)
-    with tempfile.TemporaryDirectory() as tmp:
-        save(tmp, repo_url.repo_id)
-        info = api.upload_folder(
-            repo_id=repo_url.repo_id,
-            folder_path=tmp,
-            commit_message=commit_message or "Add static embedding model (staticst)",
-            revision=revision,
+    repo_url = api.create_repo(repo_id=repo_id, private=private, repo_type=None, exist_ok=exist_ok or create_pr)
+    repo_id = repo_url.repo_id
+    if revision is not None:
+        api.create_branch(repo_id=repo_id, branch=revision, exist_ok=True)
+    description = describe(repo_id) if create_pr and describe is not None else None
+
+    def upload(folder: str) -> object:
+        return api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            commit_message=commit_message,
+            commit_description=description,
             create_pr=create_pr,
+            revision=revision,
         )
-    return str(getattr(info, "commit_url", info))
+
+    if local_model_path:
+        info = upload(str(local_model_path))
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            write_card = replace_model_card or _readme_missing(repo_id, token, revision)
+            save(tmp, repo_id, write_card)
+            info = upload(tmp)
+    return str(getattr(info, "pr_url" if create_pr else "commit_url", info))
+
+
+def push_model2vec_folder(
+    folder: Path, repo_id: str, *, private: bool = False, token: str | None = None, subfolder: str | None = None
+) -> None:
+    """Upload a saved folder the way model2vec 0.10's ``push_to_hub`` does.
+
+    ``repo_exists``, ``create_repo`` (only when it does not exist) and one ``upload_folder`` into ``subfolder``.
+    """
+    import huggingface_hub
+
+    if not huggingface_hub.repo_exists(repo_id=repo_id, token=token):
+        huggingface_hub.create_repo(repo_id, token=token, private=private)
+    huggingface_hub.upload_folder(repo_id=repo_id, folder_path=folder, token=token, path_in_repo=subfolder)

@@ -21,7 +21,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from staticst.server._app import create_app
 from staticst.server._media import negotiate
-from staticst.server._run import add_serve_arguments, build_app, main_from_args, serve
+from staticst.server._run import add_serve_arguments, build_app, main_from_args, serve, server_config
 from staticst.server._validation import Limits, RequestError
 
 __all__ = [
@@ -33,4 +33,5 @@ __all__ = [
     "main_from_args",
     "negotiate",
     "serve",
+    "server_config",
 ]

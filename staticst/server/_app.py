@@ -1,36 +1,38 @@
 """The ASGI application: one generic handler per kind of route, built from the route table.
 
 Every POST route is the same skeleton, written once in :func:`_post_endpoint`: negotiate the format
-(``Accept``), read and validate the JSON body, encode (inline for small requests, in a worker thread for
-large ones; JSON Lines answers for large batches are streamed chunk by chunk), render the result in the
-negotiated format. What differs between routes is data: an entry of
-:data:`staticst.server._routes.ROUTES`. Formats are described in :mod:`staticst.server._media`.
+(``Accept``), read the JSON body, pick the route when several share the path (by the JSON type of one
+field, :func:`staticst.server._spec.dispatch_field`), validate, encode (inline for small requests, in a
+worker thread for large ones; JSON Lines answers for large batches are streamed chunk by chunk), render the
+result in the negotiated format, and count the request in the metrics. What differs between routes is
+data: an entry of :data:`staticst.server._routes.ROUTES`. Formats are described in
+:mod:`staticst.server._media`, the running service in :mod:`staticst.server._service`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-import os
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import anyio.to_thread
 import numpy as np
 import orjson
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from staticst.server._errors import BAD_REQUEST, PAYLOAD_TOO_LARGE, REQUEST_TIMEOUT, UNPROCESSABLE, RequestError
-from staticst.server._media import FORMATS, JSON, NDJSON, decode_json, error_response, negotiate, request_codec
+from staticst.server._errors import RequestError
+from staticst.server._media import FORMATS, JSON, NDJSON, error_response, negotiate
+from staticst.server._metrics import UNMATCHED
 from staticst.server._routes import ROUTES
-from staticst.server._spec import USAGE, Args, Get, Post
-from staticst.server._spec import Route as RouteSpec
-from staticst.server._validation import Limits, Validator
+from staticst.server._service import Service, served_model_name
+from staticst.server._spec import TRUNCATION, USAGE, Args, Get, Post, Truncation, dispatch_field
+from staticst.server._timeouts import DEFAULT_TIMEOUT_BODY, check_timeout
+from staticst.server._validation import Validator
 
 if TYPE_CHECKING:
     from staticst.model import StaticSentenceTransformer
@@ -44,6 +46,7 @@ __all__ = [
     "Service",
     "create_app",
     "negotiate",
+    "served_model_name",
 ]
 
 logger = logging.getLogger("staticst.server")
@@ -52,195 +55,8 @@ DEFAULT_MAX_BATCH = 2048
 DEFAULT_MAX_INPUT_CHARS = 20_000
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_STREAM_CHUNK = 256
-DEFAULT_TIMEOUT_BODY = 30.0
-"""Seconds a request's whole body may take to arrive once its headers are in (408 after)."""
-# Requests with at most this many characters in total are encoded on the event loop (a thread hop costs
-# more than the encode); larger ones go to a worker thread so the loop keeps serving other connections.
-INLINE_CHARS = 8192
-INLINE_TEXTS = 64
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-class Service:
-    """The served model, its limits, and what every request needs, computed once when the app is built.
-
-    Attributes:
-        model: The model.
-        routes: The route table the app serves.
-        limits: The input limits and model facts validation needs.
-        stream_chunk: Rows per chunk of a streamed JSON Lines answer.
-        timeout_body: Seconds the whole request body may take to arrive (408 after).
-        model_name: The name reported by ``/info`` and ``/v1/embeddings``: the given name, else the model
-            folder's name or the Hub id (:func:`served_model_name`), never a path.
-        info: The ``/info`` body (no filesystem paths).
-    """
-
-    def __init__(
-        self,
-        model: StaticSentenceTransformer,
-        *,
-        routes: Sequence[RouteSpec],
-        max_batch: int,
-        max_input_chars: int,
-        max_body_bytes: int,
-        stream_chunk: int,
-        timeout_body: float,
-        model_name: str | None,
-    ) -> None:
-        self.model = model
-        self.routes = tuple(routes)
-        info: dict[str, Any] = dict(model.info()) if hasattr(model, "info") else {}
-        dim = int(model.get_sentence_embedding_dimension() or info.get("dim") or 0)
-        prompts = getattr(model, "prompts", None) or {}
-        self.limits = Limits(
-            max_batch=max_batch,
-            max_input_chars=max_input_chars,
-            max_body_bytes=max_body_bytes,
-            dim=dim,
-            prompt_names=tuple(sorted(prompts)),
-        )
-        self.stream_chunk = stream_chunk
-        self.timeout_body = timeout_body
-        self.model_name = str(model_name or served_model_name(info.get("model"), info.get("path")))
-        self._encode_with_usage = getattr(model, "encode_with_usage", None)
-        self.info: dict[str, Any] = {
-            **{key: value for key, value in info.items() if not _is_path(key, value)},
-            "model": self.model_name,
-            "dim": dim,
-            "layout": info.get("layout", "unknown"),
-            "similarity_fn_name": getattr(model, "similarity_fn_name", "cosine"),
-            "prompt_names": list(self.limits.prompt_names),
-            "formats": list(FORMATS),
-            "limits": {"max_batch": max_batch, "max_input_chars": max_input_chars, "max_body_bytes": max_body_bytes},
-            "timeouts": {"body": timeout_body},
-        }
-
-    async def read_json(self, request: Request) -> Any:
-        """Read the body within ``max_body_bytes`` and ``timeout_body`` seconds and decode it as JSON.
-
-        Args:
-            request: The request.
-
-        Returns:
-            The decoded body.
-
-        Raises:
-            RequestError: 415 for a missing or non-JSON Content-Type or an unsupported charset, 413 for a
-                body over the limit, 408 (closing the connection) for a body that does not arrive in time,
-                400 for an empty or malformed body (or a client that disconnected mid-body).
-        """
-        codec = request_codec(request.headers.get("content-type"))
-        limit = self.limits.max_body_bytes
-        length = request.headers.get("content-length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                raise RequestError(BAD_REQUEST, f"invalid Content-Length {length[:40]!r}", value=length) from None
-            if declared > limit:
-                raise self._too_large(declared)
-        chunks: list[bytes] = []
-        size = 0
-        try:
-            with anyio.fail_after(self.timeout_body):
-                async for chunk in request.stream():
-                    size += len(chunk)
-                    if size > limit:
-                        raise self._too_large(size)
-                    chunks.append(chunk)
-        except ClientDisconnect:  # nobody to answer; end the request quietly
-            raise RequestError(BAD_REQUEST, "the client disconnected before sending the whole body") from None
-        except TimeoutError:
-            raise RequestError(
-                REQUEST_TIMEOUT,
-                f"the request body did not arrive within {self.timeout_body:g} s ({size} bytes received; "
-                "server option --timeout-body)",
-                error_type="timeout",
-                value=size,
-                close=True,
-            ) from None
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if not body:
-            raise RequestError(BAD_REQUEST, "the request body is empty; send a JSON object", error_type="invalid_json")
-        return decode_json(body, codec)
-
-    def _too_large(self, size: int) -> RequestError:
-        return RequestError(
-            PAYLOAD_TOO_LARGE,
-            f"the request body has {size} bytes; the limit is {self.limits.max_body_bytes} bytes",
-            error_type="payload_too_large",
-            limit=self.limits.max_body_bytes,
-            value=size,
-        )
-
-    async def encode(
-        self, texts: list[str], kwargs: dict[str, Any], count: bool = False
-    ) -> tuple[np.ndarray, int | None]:
-        """``model.encode(texts, **kwargs)`` as a float32 matrix; large requests run in a worker thread.
-
-        Args:
-            texts: The texts (at least one).
-            kwargs: Keyword arguments of ``model.encode``.
-            count: Also count the token ids pooled, in the same call (``model.encode_with_usage``).
-
-        Returns:
-            One row per text, and the token count (``None`` unless ``count``; 0 for a model without
-            ``encode_with_usage``).
-
-        Raises:
-            RequestError: 422 when the model rejects the arguments.
-        """
-        if len(texts) <= INLINE_TEXTS and sum(map(len, texts)) <= INLINE_CHARS:
-            return self._encode(texts, kwargs, count)
-        return await anyio.to_thread.run_sync(self._encode, texts, kwargs, count)
-
-    def _encode(self, texts: list[str], kwargs: dict[str, Any], count: bool) -> tuple[np.ndarray, int | None]:
-        model = self.model
-        try:
-            if count and self._encode_with_usage is not None:
-                emb, tokens = self._encode_with_usage(texts, **kwargs)
-                return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1), int(tokens)
-            if len(texts) == 1:  # encode(str) is the model's short path (same values); keep the 2-D shape
-                emb = np.asarray(model.encode(texts[0], **kwargs), dtype=np.float32).reshape(1, -1)
-            else:
-                emb = np.asarray(model.encode(texts, **kwargs), dtype=np.float32)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise RequestError(UNPROCESSABLE, f"the model rejected the request: {exc}") from exc
-        return emb, (0 if count else None)
-
-
-def served_model_name(model_id: Any, path: Any = None) -> str:
-    """The default served model name: the Hub id, or the folder's name for a model loaded from a folder.
-
-    Never a filesystem path (``/info`` and the OpenAI ``model`` field are seen by every client).
-
-    Args:
-        model_id: What the model was loaded from (``model.info()["model"]``): a Hub id or a folder.
-        path: The model's folder (``model.info()["path"]``), when known.
-
-    Returns:
-        The name.
-
-    Example:
-        >>> served_model_name("/srv/models/potion-base-8M", "/srv/models/potion-base-8M")
-        'potion-base-8M'
-        >>> served_model_name("minishlab/potion-base-8M", "/cache/models--minishlab--potion-base-8M/snapshots/1")
-        'minishlab/potion-base-8M'
-    """
-    if not model_id:
-        return "staticst"
-    name = str(model_id)
-    local = os.path.expanduser(name)
-    is_folder = path is not None and os.path.isdir(local) and os.path.realpath(local) == os.path.realpath(str(path))
-    if is_folder or os.path.isabs(local) or name.startswith((".", "~")):
-        return os.path.basename(os.path.normpath(os.path.realpath(local))) or "staticst"
-    return name
-
-
-def _is_path(key: str, value: Any) -> bool:
-    """Whether an entry of ``model.info()`` is a filesystem path (left out of ``/info``)."""
-    return key == "path" or (isinstance(value, str) and os.path.isabs(value))
 
 
 def _stream(
@@ -249,60 +65,146 @@ def _stream(
     kwargs: dict[str, Any],
     args: Args,
     line: Callable[[Args, int, np.ndarray], bytes],
+    truncation: Truncation | None,
 ) -> Response:
     """A JSON Lines answer encoded and sent ``service.stream_chunk`` rows at a time."""
     chunk = service.stream_chunk
 
     async def lines() -> AsyncIterator[bytes]:
         for start in range(0, len(texts), chunk):
-            part, _ = await service.encode(texts[start : start + chunk], kwargs)
+            part, _ = await service.encode(texts[start : start + chunk], kwargs, truncation=truncation)
             yield b"".join(line(args, start + i, row) for i, row in enumerate(part))
 
     return StreamingResponse(lines(), media_type=NDJSON)
 
 
-def _post_endpoint(service: Service, route: Post) -> Endpoint:
-    """The handler of a POST route: everything it needs is looked up here, once."""
-    if set(route.formats) != set(FORMATS):
-        raise ValueError(f"{route.path}: formats must render each of {', '.join(FORMATS)}")
+Handler = Callable[[str, Any], Awaitable[Response]]
+
+
+def _handler(service: Service, route: Post) -> Handler:
+    """Validate, encode and render for one route: everything it needs is looked up here, once."""
+    if JSON not in route.formats or not set(route.formats) <= set(FORMATS):
+        raise ValueError(f"{route.path}: formats must include {JSON} and be among {', '.join(FORMATS)}")
     validate = Validator(route.body, service.limits)
-    read_json, encode, model = service.read_json, service.encode, service.model
-    encode_args, then, line, style = route.encode, route.then, route.stream, route.errors
+    encode, model = service.encode, service.model
+    encode_args, then, line, run, param = route.encode, route.then, route.stream, route.run, route.text_param
     formats = dict(route.formats)
     counted = frozenset(route.usage)
     chunk = service.stream_chunk
+    batch = service.metrics.route(route.path, "POST").batch
 
-    async def endpoint(request: Request) -> Response:
-        try:
-            fmt = negotiate(request.headers.get("accept"))
-            args = validate(await read_json(request))
-            texts, kwargs = encode_args(args)
-            if line is not None and fmt == NDJSON and len(texts) > chunk:
-                return _stream(service, texts, kwargs, args, line)
-            result, tokens = await encode(texts, kwargs, fmt in counted)
-            if tokens is not None:
-                args[USAGE] = tokens
-            if then is not None:
-                result = then(model, result)
-        except RequestError as exc:
-            return error_response(exc, style)
+    async def handle(fmt: str, data: Any) -> Response:
+        args = validate(data)
+        texts, kwargs = encode_args(args)
+        truncation = kwargs.pop(TRUNCATION, None)  # the service's, not a keyword of model.encode
+        batch.observe(len(texts))
+        if line is not None and fmt == NDJSON and len(texts) > chunk:
+            await service.check(texts, kwargs, truncation, param)  # a 413 must come before the 200 is sent
+            return _stream(service, texts, kwargs, args, line, truncation)
+        result, tokens = await encode(texts, kwargs, fmt in counted, run, param, truncation)
+        if tokens is not None:
+            args[USAGE] = tokens
+        if then is not None:
+            result = then(model, result)
         return formats[fmt](service, args, result)
 
+    return handle
+
+
+def _post_endpoint(service: Service, routes: Sequence[Post]) -> Endpoint:
+    """The handler of the POST routes of one path (one route, or several told apart by a field's JSON type)."""
+    first = routes[0]
+    handlers = [_handler(service, route) for route in routes]
+    offered = tuple(f for f in FORMATS if f in first.formats)
+    style = first.errors
+    if len(routes) > 1:
+        key, picks = dispatch_field([r.body for r in routes])
+        if any(set(r.formats) != set(first.formats) or r.errors != style for r in routes):
+            raise ValueError(f"{first.path}: the routes of one path must have the same formats and error style")
+    else:
+        key, picks = "", {}
+    single = handlers[0]
+    read_json = service.read_json
+    metrics = service.metrics
+    record = metrics.route(first.path, "POST").done
+
+    async def endpoint(request: Request) -> Response:
+        start = time.perf_counter()
+        metrics.in_flight += 1
+        try:
+            fmt = negotiate(request.headers.get("accept"), offered)
+            data = await read_json(request)
+            if picks and isinstance(data, dict):
+                response = await handlers[picks.get(_json_type(data.get(key)), 0)](fmt, data)
+            else:
+                response = await single(fmt, data)
+        except RequestError as exc:
+            response = error_response(exc, style)
+        finally:
+            metrics.in_flight -= 1
+        record(response.status_code, time.perf_counter() - start)
+        return response
+
     return endpoint
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type name of a decoded value (as in :data:`staticst.server._spec.KIND_TYPES`)."""
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "null"
 
 
 def _get_endpoint(service: Service, route: Get) -> Endpoint:
-    """The handler of a GET route: its body is serialised once, here."""
-    body = orjson.dumps(route.payload(service))
+    """The handler of a GET route: its body is serialised once, here (or on each request when ``live``)."""
+    record = service.metrics.route(route.path, "GET").done
+    media_type = route.media_type
+
+    def serialise() -> bytes:
+        payload = route.payload(service)
+        if media_type == JSON:
+            return orjson.dumps(payload)
+        return payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+
+    body = b"" if route.live else serialise()
+    live = route.live
 
     async def endpoint(request: Request) -> Response:
-        return Response(body, media_type=JSON)
+        start = time.perf_counter()
+        response = Response(serialise() if live else body, media_type=media_type)
+        record(200, time.perf_counter() - start)
+        return response
 
     return endpoint
+
+
+def _count_unrouted(request: Request, status: int) -> None:
+    """Count a request Starlette answered without a route handler (404, 405) or that failed (500)."""
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        return
+    path = request.url.path
+    known = any(route.path == path for route in service.routes)
+    method = request.method if request.method in _METHODS else "other"  # labels never come from the client
+    service.metrics.route(path if known else UNMATCHED, method if known else "any").count(status)
+
+
+_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    _count_unrouted(request, exc.status_code)
     if exc.status_code == 405:
         message = f"method {request.method} is not allowed on {request.url.path}"
     elif exc.status_code == 404:
@@ -319,29 +221,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _internal_error(request: Request, exc: Exception) -> Response:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=sys.exc_info())
+    _count_unrouted(request, 500)
     return Response(
         orjson.dumps({"error": f"internal server error: {type(exc).__name__}", "error_type": "internal"}),
         status_code=500,
         media_type=JSON,
     )
-
-
-def check_timeout(name: str, value: Any) -> float:
-    """``value`` as a timeout in seconds: a positive finite number.
-
-    Args:
-        name: The option's name, for the message.
-        value: The value.
-
-    Returns:
-        The value as a float.
-
-    Raises:
-        ValueError: When it is not a positive finite number.
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-    return float(value)
 
 
 def create_app(
@@ -353,12 +238,15 @@ def create_app(
     stream_chunk: int = DEFAULT_STREAM_CHUNK,
     model_name: str | None = None,
     timeout_body: float = DEFAULT_TIMEOUT_BODY,
+    auto_truncate: bool = True,
 ) -> Starlette:
     """Build the ASGI application serving ``model``.
 
-    Routes (:data:`staticst.server._routes.ROUTES`): ``POST /embed`` (text-embeddings-inference style),
-    ``POST /v1/embeddings`` (OpenAI style), ``POST /similarity``, ``GET /health``, ``GET /info`` and
-    ``GET /openapi.json``.
+    Routes (:data:`staticst.server._routes.ROUTES`): text-embeddings-inference's ``POST /embed``, ``POST /``
+    and ``POST /invocations`` (embeddings, or similarity scores for a ``source_sentence`` payload),
+    ``POST /similarity``, ``POST /tokenize``, ``POST /decode``; OpenAI's ``POST /v1/embeddings`` and
+    ``GET /v1/models``; ``GET /health`` (also ``/`` and ``/ping``), ``GET /info``, ``GET /metrics``
+    (Prometheus) and ``GET /openapi.json``.
 
     Args:
         model: The model; only its public API is used (``encode``, ``similarity``,
@@ -371,6 +259,9 @@ def create_app(
             its Hub id, never a path; see :func:`served_model_name`).
         timeout_body: Seconds a request's body may take to arrive once its headers are in; slower bodies
             get a 408 and the connection is closed.
+        auto_truncate: What a request without ``truncate`` gets: ``True`` cuts texts at the model's
+            ``max_seq_length`` (as ``model.encode`` does), ``False`` refuses longer texts with a 413 (as
+            text-embeddings-inference does by default).
 
     Returns:
         A Starlette application (any ASGI server can run it).
@@ -387,6 +278,8 @@ def create_app(
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     check_timeout("timeout_body", timeout_body)
+    if not isinstance(auto_truncate, bool):
+        raise ValueError(f"auto_truncate must be True or False, got {auto_truncate!r}")
     if max_batch < 2:
         raise ValueError(f"max_batch must be at least 2 (/similarity needs a source and a sentence), got {max_batch}")
     service = Service(
@@ -398,13 +291,18 @@ def create_app(
         stream_chunk=stream_chunk,
         timeout_body=timeout_body,
         model_name=model_name,
+        auto_truncate=auto_truncate,
     )
-    routes = [
-        Route(spec.path, _post_endpoint(service, spec), methods=["POST"])
-        if isinstance(spec, Post)
-        else Route(spec.path, _get_endpoint(service, spec), methods=["GET"])
-        for spec in service.routes
-    ]
+    posts: dict[str, list[Post]] = {}
+    for spec in service.routes:
+        if isinstance(spec, Post):
+            posts.setdefault(spec.path, []).append(spec)
+    routes = []
+    for spec in service.routes:
+        if isinstance(spec, Get):
+            routes.append(Route(spec.path, _get_endpoint(service, spec), methods=["GET"]))
+        elif posts[spec.path][0] is spec:  # the first route of its path serves them all
+            routes.append(Route(spec.path, _post_endpoint(service, posts[spec.path]), methods=["POST"]))
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},

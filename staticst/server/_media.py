@@ -67,21 +67,22 @@ CHARSETS = frozenset(codecs.lookup(name).name for name in _CHARSET_NAMES)
 """The body charsets honoured, as Python codec names (any alias Python knows is accepted: latin-1, cp1252...)."""
 
 
-def negotiate(accept: str | None) -> str:
+def negotiate(accept: str | None, offered: tuple[str, ...] = FORMATS) -> str:
     """The response media type for an ``Accept`` header value.
 
     Args:
         accept: The header value, or ``None`` when absent (then JSON).
+        offered: The media types the route renders (JSON among them; default: all of :data:`FORMATS`).
 
     Returns:
-        One of :data:`JSON`, :data:`OCTET`, :data:`NDJSON`.
+        One of ``offered``.
 
     Raises:
-        RequestError: 406 when the header names no format this service produces.
+        RequestError: 406 when the header names none of them.
     """
     if not accept:
         return JSON
-    if accept in _FORMAT_ALIASES:  # the common case: a single media type, no parameters
+    if accept in _FORMAT_ALIASES and _FORMAT_ALIASES[accept] in offered:  # the common case: one bare media type
         return _FORMAT_ALIASES[accept]
     best: str | None = None
     best_q = 0.0
@@ -96,12 +97,13 @@ def negotiate(accept: str | None) -> str:
                     q = float(value)
                 except ValueError:
                     q = 0.0
-        if fmt is not None and q > best_q:
+        if fmt is not None and fmt in offered and q > best_q:
             best, best_q = fmt, q
     if best is None:
+        names = ", ".join(offered[:-1]) + f" or {offered[-1]}" if len(offered) > 1 else offered[0]
         raise RequestError(
             NOT_ACCEPTABLE,
-            f"Accept: {accept!r} names no format this service produces; use {JSON}, {OCTET} or {NDJSON}",
+            f"Accept: {shown(accept)} names no format this route produces; use {names}",
             error_type="not_acceptable",
             value=accept,
         )

@@ -14,15 +14,9 @@ from typing import Any
 
 from staticst._argtypes import port as _port
 from staticst._argtypes import positive_int as _positive_int
-from staticst.server._app import (
-    DEFAULT_MAX_BATCH,
-    DEFAULT_MAX_BODY_BYTES,
-    DEFAULT_MAX_INPUT_CHARS,
-    DEFAULT_TIMEOUT_BODY,
-    check_timeout,
-    create_app,
-)
+from staticst.server._app import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_INPUT_CHARS, create_app
 from staticst.server._protocol import DEFAULT_TIMEOUT_HEADER, ServeConfig, protocol_class
+from staticst.server._timeouts import DEFAULT_TIMEOUT_BODY, check_timeout
 
 __all__ = [
     "DEFAULT_BACKLOG",
@@ -105,8 +99,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
     Adds the optional positional ``model`` and ``--host``, ``--port``, ``--workers``, ``--max-batch``,
     ``--max-input-chars``, ``--max-body-bytes``, ``--timeout-keep-alive``, ``--timeout-header``,
-    ``--timeout-body``, ``--limit-concurrency``, ``--backlog``, ``--served-model-name``, ``--access-log``
-    and ``--log-level``.
+    ``--timeout-body``, ``--limit-concurrency``, ``--backlog``, ``--served-model-name``,
+    ``--auto-truncate`` / ``--no-auto-truncate``, ``--access-log`` and ``--log-level``.
 
     Args:
         parser: The (sub)parser of the ``serve`` command.
@@ -170,7 +164,14 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--served-model-name",
         default=None,
-        help="model name in /info and /v1/embeddings (default: the model folder's name or the Hub id)",
+        help="model name in /info, /v1/models and /v1/embeddings (default: the model folder's name or the Hub id)",
+    )
+    parser.add_argument(
+        "--auto-truncate",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="cut texts over the model's max_seq_length when a request does not say (truncate); "
+        "--no-auto-truncate refuses them with 413, as text-embeddings-inference does by default (default: on)",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request (costs throughput)")
     parser.add_argument(
@@ -185,6 +186,7 @@ def build_app(
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     timeout_body: float = DEFAULT_TIMEOUT_BODY,
     served_model_name: str | None = None,
+    auto_truncate: bool = True,
 ) -> Any:
     """Load the model and build the app (the factory each worker process calls).
 
@@ -195,6 +197,7 @@ def build_app(
         max_body_bytes: Largest request body in bytes.
         timeout_body: Seconds a request body may take to arrive (408 after).
         served_model_name: Name in ``/info`` and ``/v1/embeddings``; ``None``: the folder's name or Hub id.
+        auto_truncate: Cut texts over the model's token limit when a request does not say (else 413).
 
     Returns:
         The ASGI application.
@@ -209,6 +212,7 @@ def build_app(
         max_body_bytes=max_body_bytes,
         timeout_body=timeout_body,
         model_name=served_model_name,
+        auto_truncate=auto_truncate,
     )
 
 
@@ -289,6 +293,7 @@ def serve(
     limit_concurrency: Concurrency = "auto",
     backlog: int = DEFAULT_BACKLOG,
     served_model_name: str | None = None,
+    auto_truncate: bool = True,
     access_log: bool = False,
     log_level: str = "info",
 ) -> None:
@@ -313,6 +318,8 @@ def serve(
             integer, ``"auto"`` (the open-file limit minus :data:`FD_RESERVE`) or ``None`` (no cap).
         backlog: Listen backlog.
         served_model_name: Name in ``/info`` and ``/v1/embeddings``; ``None``: the folder's name or Hub id.
+        auto_truncate: Cut texts over the model's ``max_seq_length`` when a request does not say (``truncate``);
+            ``False``: refuse them with a 413, as text-embeddings-inference does by default.
         access_log: Log every request.
         log_level: uvicorn log level.
 
@@ -332,6 +339,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         timeout_body=timeout_body,
         served_model_name=served_model_name,
+        auto_truncate=auto_truncate,
     )
     common: dict[str, Any] = {
         "host": host,
@@ -403,6 +411,7 @@ def main_from_args(args: argparse.Namespace) -> int:
             limit_concurrency=getattr(args, "limit_concurrency", "auto"),
             backlog=getattr(args, "backlog", DEFAULT_BACKLOG),
             served_model_name=getattr(args, "served_model_name", None),
+            auto_truncate=getattr(args, "auto_truncate", True),
             access_log=getattr(args, "access_log", False),
             log_level=getattr(args, "log_level", "info"),
         )

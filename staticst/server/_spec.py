@@ -11,7 +11,7 @@ or a :class:`Get` (a JSON body computed once). The table of routes is :data:`sta
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -23,9 +23,27 @@ from staticst.server._errors import ErrorStyle
 if TYPE_CHECKING:
     from staticst.model import StaticSentenceTransformer
 
-__all__ = ["KINDS", "USAGE", "Args", "Body", "EncodeCall", "Field", "Get", "Kind", "Post", "Render", "Route"]
+__all__ = [
+    "KINDS",
+    "KIND_TYPES",
+    "TRUNCATION",
+    "USAGE",
+    "Args",
+    "Body",
+    "EncodeCall",
+    "Field",
+    "Get",
+    "Kind",
+    "Post",
+    "Render",
+    "Route",
+    "Truncation",
+    "dispatch_field",
+]
 
-Kind = Literal["texts", "text", "sentences", "bool", "dimension", "prompt-name", "string", "enum", "object"]
+Kind = Literal[
+    "texts", "text", "sentences", "bool", "dimension", "prompt-name", "string", "enum", "object", "token-ids"
+]
 """What a field holds (each kind has one validator and one JSON Schema):
 
 * ``texts``: a string or a non-empty list of strings: one batch (``max_batch``, ``max_input_chars``).
@@ -37,8 +55,25 @@ Kind = Literal["texts", "text", "sentences", "bool", "dimension", "prompt-name",
 * ``string``: any string.
 * ``enum``: one of :attr:`Field.values`.
 * ``object``: a JSON object with the nested :attr:`Field.fields` (no others).
+* ``token-ids``: token ids of the model's vocabulary: one non-empty list (one sequence) or a non-empty list
+  of them (a batch; ``max_batch`` sequences of at most ``max_input_chars`` ids).
 """
-KINDS: tuple[Kind, ...] = ("texts", "text", "sentences", "bool", "dimension", "prompt-name", "string", "enum", "object")
+KINDS: tuple[Kind, ...] = (
+    "texts", "text", "sentences", "bool", "dimension", "prompt-name", "string", "enum", "object", "token-ids"
+)  # fmt: skip
+KIND_TYPES: dict[Kind, frozenset[str]] = {
+    "texts": frozenset({"string", "array"}),
+    "text": frozenset({"string"}),
+    "sentences": frozenset({"array"}),
+    "bool": frozenset({"boolean"}),
+    "dimension": frozenset({"integer", "number"}),
+    "prompt-name": frozenset({"string"}),
+    "string": frozenset({"string"}),
+    "enum": frozenset({"string"}),
+    "object": frozenset({"object"}),
+    "token-ids": frozenset({"array"}),
+}
+"""The JSON types a valid value of each kind has (how the routes sharing a path are told apart)."""
 
 Args = dict[str, Any]
 """A validated body: every field's value (or default) by field name; objects are nested dicts.
@@ -46,8 +81,26 @@ Args = dict[str, Any]
 For a route that counts tokens (:attr:`Post.usage`), the renderers also find the count under :data:`USAGE`."""
 USAGE = "usage_tokens"
 """The key of the token count in the arguments a counting route's renderer gets (never a field name)."""
-EncodeCall = tuple[list[str], dict[str, Any]]
-"""What a route encodes: the texts and the keyword arguments of ``model.encode``."""
+EncodeCall = tuple[list[Any], dict[str, Any]]
+"""What a route encodes: the texts (token-id lists for :attr:`Post.run` routes that take ids) and the keyword
+arguments of ``model.encode`` (or of the route's :attr:`Post.run`), plus optionally a :class:`Truncation`
+under :data:`TRUNCATION`, which the POST handler takes out and hands to the service."""
+TRUNCATION = "truncation"
+"""The key of a request's :class:`Truncation` in the keyword arguments of an :data:`EncodeCall`."""
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """How a request wants texts over the model's token limit (``max_seq_length``) handled.
+
+    Attributes:
+        truncate: ``True``: cut them (as ``model.encode`` does); ``False``: refuse them (413), as
+            text-embeddings-inference does; ``None``: the service's default (``--auto-truncate``).
+        direction: ``"right"`` keeps the first tokens, ``"left"`` the last; ``None``: the model's own side.
+    """
+
+    truncate: bool | None = None
+    direction: str | None = None
 
 
 class Service(Protocol):
@@ -58,10 +111,20 @@ class Service(Protocol):
     routes: tuple[Any, ...]
     limits: Any
     info: dict[str, Any]
+    metrics: Any
+    created: int
 
 
-Render = Callable[[Service, Args, np.ndarray], Response]
-"""Writes a route's result in one format: ``render(service, args, result) -> Response``."""
+Render = Callable[[Service, Args, Any], Response]
+"""Writes a route's result in one format: ``render(service, args, result) -> Response`` (the result is the
+embeddings, or what the route's ``then`` / ``run`` made of them)."""
+Run = Callable[[Any, list[Any], dict[str, Any]], Any]
+"""What a route calls instead of ``model.encode``: ``run(model, texts, kwargs) -> result``."""
+
+
+def inputs_param(i: int) -> str:
+    """The default :attr:`Post.text_param`: text ``i`` of the request is ``inputs[i]``."""
+    return f"inputs[{i}]"
 
 
 @dataclass(frozen=True)
@@ -141,16 +204,21 @@ class Body:
 class Post:
     """A POST route: negotiate the format, validate the JSON body, encode, render.
 
-    The service runs ``texts, kwargs = encode(args)``, then ``model.encode(texts, **kwargs)`` (inline for
-    small requests, in a worker thread for large ones), then ``then(model, embeddings)`` when given, and
-    answers ``formats[media_type](service, args, result)``.
+    The service runs ``texts, kwargs = encode(args)``, then ``model.encode(texts, **kwargs)`` (or
+    ``run(model, texts, kwargs)``; inline for small requests, in a worker thread for large ones), then
+    ``then(model, embeddings)`` when given, and answers ``formats[media_type](service, args, result)``.
+
+    Several routes may share a path (``POST /`` embeds texts and scores a similarity payload): their bodies
+    must then differ in the JSON type of one required field (:func:`dispatch_field`), which picks the route
+    for each request; the OpenAPI document lists the bodies as ``oneOf``.
 
     Attributes:
         path: The URL path.
         summary: One line for the OpenAPI document.
         body: The request body.
         encode: What to encode for validated arguments: ``(texts, model.encode keyword arguments)``.
-        formats: How the result is rendered, for each media type of :data:`staticst.server._media.FORMATS`.
+        formats: How the result is rendered, by media type: JSON and any of the other media types of
+            :data:`staticst.server._media.FORMATS` (an ``Accept`` naming none of them is a 406).
         errors: The error body style (text-embeddings-inference or OpenAI).
         result: OpenAPI: what the 200 body is ("The embeddings, one row per input").
         json_schema: OpenAPI: the schema of the JSON 200 body.
@@ -165,6 +233,8 @@ class Post:
             calls ``model.encode_with_usage(texts, **kwargs)`` instead of ``encode``: the token ids are
             counted in the same pass (and the same worker thread) as the embedding, and the count reaches
             the renderer as ``args[USAGE]``. Streamed answers never count.
+        run: Called instead of ``model.encode`` (e.g. the tokenizer for ``/tokenize``); ``None``: encode.
+        text_param: The name of text ``i`` of the request in error messages (``inputs[3]``).
     """
 
     path: str
@@ -180,24 +250,33 @@ class Post:
     stream: Callable[[Args, int, np.ndarray], bytes] | None = None
     components: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     usage: tuple[str, ...] = ()
+    run: Run | None = None
+    text_param: Callable[[int], str] = inputs_param
 
     def __post_init__(self) -> None:
-        if self.stream is not None and self.then is not None:
-            raise ValueError(f"{self.path}: a route with `then` cannot stream (its rows are not the embeddings)")
+        if self.stream is not None and (self.then is not None or self.run is not None):
+            raise ValueError(
+                f"{self.path}: a route with `then` or `run` cannot stream (its rows are not the embeddings)"
+            )
+        if self.usage and self.run is not None:
+            raise ValueError(f"{self.path}: usage is counted by model.encode_with_usage, not by `run`")
         if not set(self.usage) <= set(self.formats):
             raise ValueError(f"{self.path}: usage names formats the route does not render: {self.usage}")
 
 
 @dataclass(frozen=True)
 class Get:
-    """A GET route answering a JSON body computed once, when the app is built.
+    """A GET route answering a body computed once, when the app is built (or on each request when ``live``).
 
     Attributes:
         path: The URL path.
         summary: One line for the OpenAPI document.
-        payload: The body for a service: ``payload(service)``, any orjson-serialisable value.
+        payload: The body for a service: ``payload(service)``, any orjson-serialisable value (for
+            ``media_type`` JSON), else the body as ``str`` or ``bytes``.
         result: OpenAPI: what the 200 body is.
         schema: OpenAPI: the schema of the body; ``None`` leaves the route out of the document.
+        media_type: The Content-Type of the answer.
+        live: Compute the payload on every request (e.g. ``/metrics``), not once.
     """
 
     path: str
@@ -205,6 +284,46 @@ class Get:
     payload: Callable[[Service], Any]
     result: str = ""
     schema: Mapping[str, Any] | None = None
+    media_type: str = "application/json"
+    live: bool = False
 
 
 Route = Post | Get
+
+
+def dispatch_field(bodies: Sequence[Body]) -> tuple[str, dict[str, int]]:
+    """How requests to routes sharing a path are told apart, and which body each JSON type picks.
+
+    The field is a required field of every body whose JSON types (:data:`KIND_TYPES` of its kinds) differ
+    between the bodies.
+
+    Args:
+        bodies: The bodies of the routes of one path, in table order.
+
+    Returns:
+        ``(field name, {JSON type: index of the body})``; a value of another type (or a missing field, or a
+        body that is not an object) goes to the first body, whose validator then names the problem.
+
+    Raises:
+        ValueError: When no such field exists (the routes could not be told apart).
+
+    Example:
+        >>> a = Body("A", (Field("inputs", "texts", "Texts.", required=True),))
+        >>> b = Body("B", (Field("inputs", "object", "Pair.", required=True, fields=(Field("t", "text", "T."),)),))
+        >>> dispatch_field([a, b])
+        ('inputs', {'array': 0, 'string': 0, 'object': 1})
+    """
+    for first in bodies[0].fields:
+        if not first.required:
+            continue
+        types: list[frozenset[str]] = []
+        for body in bodies:
+            same = next((f for f in body.fields if f.name == first.name and f.required), None)
+            if same is None:
+                break
+            types.append(KIND_TYPES[same.kind])
+        else:
+            if sum(map(len, types)) == len(frozenset().union(*types)):  # pairwise disjoint
+                return first.name, {t: i for i, kinds in enumerate(types) for t in sorted(kinds)}
+    names = ", ".join(b.name for b in bodies)
+    raise ValueError(f"bodies {names} share a path but no required field tells them apart by its JSON type")

@@ -49,6 +49,8 @@ class Limits:
         max_body_bytes: Largest request body in bytes.
         dim: The model's embedding dimension (the largest allowed ``truncate_dim``).
         prompt_names: The model's prompt names (allowed values of ``prompt_name``).
+        vocab_size: The tokenizer's vocabulary size (token ids are ``0..vocab_size - 1``); ``None``: unknown,
+            any non-negative id.
     """
 
     max_batch: int
@@ -56,6 +58,7 @@ class Limits:
     max_body_bytes: int
     dim: int
     prompt_names: tuple[str, ...] = field(default_factory=tuple)
+    vocab_size: int | None = None
 
 
 def _type_name(value: Any) -> str:
@@ -245,6 +248,64 @@ def _check_enum(f: Field, param: str, limits: Limits, body: Mapping[str, Any]) -
     return value
 
 
+def _check_id(value: Any, param: str, limits: Limits) -> int:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:  # JSON Schema: 7.0 is an integer
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong_type(param, "a token id (an integer)", value)
+    top = limits.vocab_size
+    if value < 0 or (top is not None and value >= top):
+        bound = f"0..{top - 1}" if top is not None else "0 or more"
+        raise RequestError(
+            UNPROCESSABLE,
+            f"{param}={shown(value)} is not a token id of this model; use {bound}",
+            param=param,
+            limit=None if top is None else top - 1,
+            value=value,
+        )
+    return value
+
+
+def _check_id_list(value: list[Any], param: str, limits: Limits) -> list[int]:
+    if not value:
+        raise RequestError(UNPROCESSABLE, f"{param} is an empty list; send at least one token id", param=param, value=0)
+    if len(value) > limits.max_input_chars:
+        raise RequestError(
+            PAYLOAD_TOO_LARGE,
+            f"{param} has {len(value)} token ids; the limit is {limits.max_input_chars} per sequence "
+            "(server option --max-input-chars)",
+            error_type="input_too_long",
+            param=param,
+            limit=limits.max_input_chars,
+            value=len(value),
+        )
+    return [_check_id(v, f"{param}[{i}]", limits) for i, v in enumerate(value)]
+
+
+def _check_token_ids(f: Field, param: str, limits: Limits, body: Mapping[str, Any]) -> Any:
+    """One sequence of ids (``[1, 2]``) or a batch (``[[1, 2], [3]]``), always returned as a batch."""
+    value = body.get(f.name)
+    if value is None and not f.required:
+        return f.default
+    if not isinstance(value, list):
+        raise _wrong_type(param, "a list of token ids or a list of such lists", value)
+    if not value or not isinstance(value[0], list):
+        return [_check_id_list(value, param, limits)]
+    if len(value) > limits.max_batch:
+        raise RequestError(
+            PAYLOAD_TOO_LARGE,
+            f"{param} has {len(value)} sequences; the limit is {limits.max_batch} per request (server option --max-batch)",
+            error_type="too_many_inputs",
+            param=param,
+            limit=limits.max_batch,
+            value=len(value),
+        )
+    for i, item in enumerate(value):
+        if not isinstance(item, list):
+            raise _wrong_type(f"{param}[{i}]", "a list of token ids", item)
+    return [_check_id_list(item, f"{param}[{i}]", limits) for i, item in enumerate(value)]
+
+
 # How each kind reads in an object's "must be an object {...}" message.
 _SHAPES: dict[Kind, str] = {
     "texts": "str | [str]",
@@ -256,6 +317,7 @@ _SHAPES: dict[Kind, str] = {
     "string": "str",
     "enum": "str",
     "object": "{...}",
+    "token-ids": "[int] | [[int]]",
 }
 
 
@@ -302,6 +364,7 @@ _CHECKS: dict[Kind, _Check] = {
     "prompt-name": _check_prompt_name,
     "string": _check_string,
     "enum": _check_enum,
+    "token-ids": _check_token_ids,
 }
 
 

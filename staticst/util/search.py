@@ -226,3 +226,8 @@ def paraphrase_mining(
         top_k=top_k,
         score_function=score_function,
     )
+
+
+def information_retrieval(*args: Any, **kwargs: Any) -> list[list[dict[str, int | float]]]:
+    """Deprecated alias of :func:`semantic_search` (as in sentence-transformers)."""
+    return semantic_search(*args, **kwargs)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from staticst.errors import EmbeddingShapeError
-from staticst.util._arrays import Embeddings, _as_array, _matrices, _pairs, _upcast
+from staticst.util._arrays import Embeddings, _as_array, _as_float, _matrices, _pairs, _upcast
 
 # Upper bound on the elements of one (rows, corpus, dim) difference block in euclidean/manhattan_sim.
 _DIFF_BLOCK_ELEMENTS = 1 << 22
@@ -227,3 +228,58 @@ def pairwise_similarity_fn(name: object) -> Callable[[Embeddings, Embeddings], n
         ValueError: Any other name.
     """
     return _lookup(name, 1)
+
+
+def pytorch_cos_sim(a: Embeddings, b: Embeddings) -> np.ndarray:
+    """Alias of :func:`cos_sim` (sentence-transformers' older name).
+
+    Args:
+        a: ``(n, dim)`` embeddings, or one ``(dim,)`` embedding.
+        b: ``(m, dim)`` embeddings, or one ``(dim,)`` embedding.
+
+    Returns:
+        ``(n, m)`` cosine similarity matrix.
+    """
+    return cos_sim(a, b)
+
+
+def pairwise_angle_sim(x: Embeddings, y: Embeddings) -> np.ndarray:
+    """Absolute AnglE similarity ``|cos(x[i], y[i]) + sin(x[i], y[i])|`` after L2 normalisation (as ST computes it).
+
+    Dimensions ``j`` and ``j + dim / 2`` are paired for the sine term; an odd dimension is padded with a zero.
+
+    Args:
+        x: ``(n, dim)`` embeddings.
+        y: ``(n, dim)`` embeddings.
+
+    Returns:
+        ``(n,)`` vector of angle similarities.
+
+    Raises:
+        EmbeddingShapeError: The inputs are not 2-D matrices of one shape.
+    """
+    a = _as_float(x, "x")
+    b = _as_float(y, "y")
+    if a.ndim != 2 or b.ndim != 2 or a.shape != b.shape:
+        raise EmbeddingShapeError(f"x and y must be (n, dim) matrices of one shape, got {a.shape} and {b.shape}.")
+    if a.shape[1] % 2:
+        a = np.pad(a, ((0, 0), (0, 1)))
+        b = np.pad(b, ((0, 0), (0, 1)))
+    na, nb = _normalize(a), _normalize(b)
+    half = na.shape[1] // 2
+    cosines = np.sum(na * nb, axis=1)
+    sines = np.sum(na[:, half:] * nb[:, :half] - na[:, :half] * nb[:, half:], axis=1)
+    return np.abs(cosines + sines)
+
+
+def truncate_embeddings(embeddings: Any, truncate_dim: int | None) -> Any:
+    """The first ``truncate_dim`` dimensions of every embedding (``None``: all), for numpy arrays or tensors alike.
+
+    Args:
+        embeddings: ``(..., dim)`` embeddings.
+        truncate_dim: Dimensions to keep, or ``None``.
+
+    Returns:
+        A view of ``embeddings`` cut to ``truncate_dim`` dimensions.
+    """
+    return embeddings[..., :truncate_dim]

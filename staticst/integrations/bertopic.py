@@ -1,0 +1,68 @@
+"""BERTopic integration: a :class:`~staticst.StaticSentenceTransformer` as a BERTopic embedding backend.
+
+Needs BERTopic 0.17 (``pip install 'staticst[bertopic]'``); importing this module without it raises
+:class:`~staticst.MissingDependencyError`.
+
+BERTopic picks a backend from ``str(type(model))``: a staticst model matches none of its names, so
+``BERTopic(embedding_model=StaticSentenceTransformer(...))`` silently falls back to downloading
+``all-MiniLM-L6-v2`` (offline: ``OSError``). Passing :class:`BERTopicBackend` (a BERTopic ``BaseEmbedder``)
+skips that guess.
+
+>>> from bertopic import BERTopic
+>>> from staticst.integrations.bertopic import BERTopicBackend
+>>> topic_model = BERTopic(embedding_model=BERTopicBackend("minishlab/potion-base-8M"))
+>>> topics, probs = topic_model.fit_transform(docs)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from staticst.errors import MissingDependencyError
+from staticst.model import StaticSentenceTransformer
+
+try:
+    from bertopic.backend import BaseEmbedder
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise MissingDependencyError(
+        "staticst.integrations.bertopic needs BERTopic, which is not installed: pip install 'staticst[bertopic]'."
+    ) from exc
+
+__all__ = ["BERTopicBackend"]
+
+
+class BERTopicBackend(BaseEmbedder):
+    """BERTopic backend over a static model: documents and words through ``encode``.
+
+    Args:
+        model: A loaded model, or a folder / hub id to load (``None``: the built-in potion-base-8M).
+        **encode_kwargs: Passed to every ``encode`` call (e.g. ``normalize_embeddings=True``).
+
+    Attributes:
+        embedding_model: The :class:`~staticst.StaticSentenceTransformer` doing the encoding.
+    """
+
+    def __init__(
+        self, model: StaticSentenceTransformer | str | os.PathLike[str] | None = None, **encode_kwargs: Any
+    ) -> None:
+        super().__init__()
+        loaded = model if isinstance(model, StaticSentenceTransformer) else StaticSentenceTransformer(model)
+        self.embedding_model = loaded
+        self.encode_kwargs = encode_kwargs
+
+    def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:
+        """Embed documents or words (BERTopic's backend API; ``embed_documents`` / ``embed_words`` call it).
+
+        Args:
+            documents: The texts.
+            verbose: Show a progress bar.
+
+        Returns:
+            A float32 array of shape ``(len(documents), dim)``.
+        """
+        return np.asarray(
+            self.embedding_model.encode(list(documents), show_progress_bar=verbose, **self.encode_kwargs)
+        )

@@ -1,0 +1,69 @@
+"""KeyBERT integration: a :class:`~staticst.StaticSentenceTransformer` as a KeyBERT embedding backend.
+
+Needs KeyBERT 0.9 (``pip install 'staticst[keybert]'``); importing this module without it raises
+:class:`~staticst.MissingDependencyError`.
+
+KeyBERT picks a backend from ``str(type(model))``: a staticst model matches none of its names, so
+``KeyBERT(StaticSentenceTransformer(...))`` silently falls back to downloading
+``paraphrase-multilingual-MiniLM-L12-v2`` (offline: ``OSError``). Passing :class:`KeyBERTBackend` (a KeyBERT
+``BaseEmbedder``) skips that guess.
+
+>>> from keybert import KeyBERT
+>>> from staticst.integrations.keybert import KeyBERTBackend
+>>> kw_model = KeyBERT(KeyBERTBackend("minishlab/potion-base-8M"))
+>>> kw_model.extract_keywords("Static embedding models look up one vector per token.", top_n=3)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from staticst.errors import MissingDependencyError
+from staticst.model import StaticSentenceTransformer
+
+try:
+    from keybert.backend import BaseEmbedder
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise MissingDependencyError(
+        "staticst.integrations.keybert needs KeyBERT, which is not installed: pip install 'staticst[keybert]'."
+    ) from exc
+
+__all__ = ["KeyBERTBackend"]
+
+
+class KeyBERTBackend(BaseEmbedder):
+    """KeyBERT backend over a static model: documents and candidate keywords through ``encode``.
+
+    Args:
+        model: A loaded model, or a folder / hub id to load (``None``: the built-in potion-base-8M).
+        **encode_kwargs: Passed to every ``encode`` call (e.g. ``normalize_embeddings=True``), as KeyBERT's
+            sentence-transformers backend does.
+
+    Attributes:
+        embedding_model: The :class:`~staticst.StaticSentenceTransformer` doing the encoding.
+    """
+
+    def __init__(
+        self, model: StaticSentenceTransformer | str | os.PathLike[str] | None = None, **encode_kwargs: Any
+    ) -> None:
+        super().__init__()
+        loaded = model if isinstance(model, StaticSentenceTransformer) else StaticSentenceTransformer(model)
+        self.embedding_model = loaded
+        self.encode_kwargs = encode_kwargs
+
+    def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:
+        """Embed documents or words (KeyBERT's backend API).
+
+        Args:
+            documents: The texts.
+            verbose: Show a progress bar.
+
+        Returns:
+            A float32 array of shape ``(len(documents), dim)``.
+        """
+        return np.asarray(
+            self.embedding_model.encode(list(documents), show_progress_bar=verbose, **self.encode_kwargs)
+        )

@@ -416,7 +416,10 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
             elif pool is not None or devices is not None:
                 from staticst.multiprocess import embed_pooled
 
-                emb = embed_pooled(self._engine, str(self.model_path), texts, pool, devices, chunk_size)
+                with _bar(len(texts), bool(show_progress_bar)) as bar:
+                    emb = embed_pooled(
+                        self._engine, str(self.model_path), texts, pool, devices, chunk_size, bar.update if bar else None
+                    )
             if emb is None:
                 emb, tokens = self._embed_with_progress(texts, batch_size, bool(show_progress_bar))
         except (TypeError, ValueError) as exc:  # e.g. tokenizers' error for a lone surrogate: name the input
@@ -532,3 +535,15 @@ def _normalized(emb: np.ndarray) -> np.ndarray:
         return normalize_rows(emb, "sentence-transformers").astype(np.float32, copy=False)
     except FloatingPointError as exc:
         raise PoolingOverflowError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _bar(total: int, show: bool) -> Iterator[Any]:
+    """A tqdm progress bar over ``total`` texts when ``show`` (else ``None``), closed on exit."""
+    if not show:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, desc="Batches", unit="text") as bar:
+        yield bar

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import mmap
 import multiprocessing as mp
 import os
 import pickle
@@ -36,7 +37,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from multiprocessing import shared_memory
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,8 @@ _LOCK = "staticst_lock"
 _BLOCK = "staticst_block"
 _STOPPED = "staticst_stopped"
 _TIMEOUT = "staticst_timeout"
+#: Results at least this large get a shared block of their own, returned without a copy.
+OWN_BLOCK_BYTES = 64 << 20
 #: Default seconds a pool call waits with no chunk finishing before it raises ``TimeoutError``.
 STALL_TIMEOUT = 60.0
 _POLL_SECONDS = 1.0
@@ -195,25 +198,71 @@ def _proc_state(pid: int | None) -> str | None:
         return None
 
 
-def encode_with_pool(engine: Embedder, texts: list[str], pool: dict[str, Any], chunk_size: int | None) -> np.ndarray:
-    """``engine.embed(texts)`` computed by the workers of ``pool``: ``(len(texts), dim)`` float32."""
+def encode_with_pool(
+    engine: Embedder,
+    texts: list[str],
+    pool: dict[str, Any],
+    chunk_size: int | None,
+    progress: Callable[[int], Any] | None = None,
+) -> np.ndarray:
+    """``engine.embed(texts)`` computed by the workers of ``pool``: ``(len(texts), dim)`` float32.
+
+    Args:
+        engine: The caller's engine (its token rules and pooling are sent with every chunk).
+        texts: The texts.
+        pool: A pool from :func:`start_pool`.
+        chunk_size: Texts per chunk (``None``: about four chunks per worker).
+        progress: Called with the number of texts of each chunk as it finishes (a progress bar's ``update``).
+
+    A result of at least :data:`OWN_BLOCK_BYTES` is written into a block of its own and returned without a copy
+    (the workers write the rows, this process maps the same pages): the peak memory of a large call is the
+    result once, not twice. Smaller results reuse the pool's block (no page faults) and are copied out.
+    """
     n = len(texts)
     dim = engine.dim  # the engine's rows: before any truncate_dim
     if chunk_size is None:  # about 4 chunks per worker: balanced, with few per-chunk costs
         chunk_size = min(MAX_CHUNK, max(MIN_CHUNK, math.ceil(n / len(pool["processes"]) / 4)))
     call = (os.getpid(), next(_calls))
+    size = n * dim * 4
     with pool[_LOCK]:  # one call at a time per pool: they share its output block
-        block = _block(pool, n * dim * 4)
+        own = size >= OWN_BLOCK_BYTES and Path("/dev/shm").is_dir()
+        block = shared_memory.SharedMemory(create=True, size=size) if own else _block(pool, size)
         try:
-            _run_call(pool, call, block.name, texts, engine, dim, chunk_size)
+            _run_call(pool, call, block.name, texts, engine, dim, chunk_size, progress)
         except BaseException:
             # Chunks of a failed call may still be running: never let them write into a later call's rows.
-            _drop_block(pool)
+            if own:
+                _release(block)
+            else:
+                _drop_block(pool)
             raise
+        if own:
+            try:
+                return _mapped_rows(block, n, dim)
+            finally:
+                _release(block)
         view = np.ndarray((n, dim), dtype=np.float32, buffer=block.buf)
         out = view.copy()
         del view
         return out
+
+
+def _mapped_rows(block: shared_memory.SharedMemory, n: int, dim: int) -> np.ndarray:
+    """The rows the workers wrote into ``block``, as an array over a mapping of its own (no copy).
+
+    The mapping outlives ``block`` (closed and unlinked right after): the pages are freed with the array.
+    """
+    fd = os.open(Path("/dev/shm") / block.name.lstrip("/"), os.O_RDWR)
+    try:
+        mapped = mmap.mmap(fd, n * dim * 4)
+    finally:
+        os.close(fd)
+    return np.frombuffer(mapped, dtype=np.float32, count=n * dim).reshape(n, dim)
+
+
+def _release(block: shared_memory.SharedMemory) -> None:
+    block.close()
+    block.unlink()
 
 
 def embed_pooled(
@@ -223,20 +272,22 @@ def embed_pooled(
     pool: dict[str, Any] | None,
     devices: Sequence[Any] | None,
     chunk_size: int | None,
+    progress: Callable[[int], Any] | None = None,
 ) -> np.ndarray | None:
     """``encode(pool=...)`` / ``encode(device=[...])``: the vectors from worker processes, or ``None``.
 
     ``None`` means the call should be encoded in-process: fewer than :data:`POOL_MIN_TEXTS` texts, where the
     round trip to the workers would cost more than it saves. With ``devices`` (and no ``pool``) a temporary
     pool of ``len(devices)`` workers for the model in ``folder`` is started and stopped around the call.
+    ``progress`` is called with each finished chunk's number of texts.
     """
     if len(texts) < POOL_MIN_TEXTS:
         return None
     if pool is not None:
-        return encode_with_pool(engine, texts, pool, chunk_size)
+        return encode_with_pool(engine, texts, pool, chunk_size, progress)
     temporary = start_pool(folder, [str(d) for d in devices or ()])
     try:
-        return encode_with_pool(engine, texts, temporary, chunk_size)
+        return encode_with_pool(engine, texts, temporary, chunk_size, progress)
     finally:
         stop_pool(temporary)
 
@@ -267,6 +318,7 @@ def _run_call(
     engine: Embedder,
     dim: int,
     chunk_size: int,
+    progress: Callable[[int], Any] | None = None,
 ) -> None:
     """Queue the chunks of one call and wait until every worker reported its chunks."""
     n = len(texts)
@@ -281,7 +333,7 @@ def _run_call(
     last_progress = time.monotonic()
     while pending:
         try:
-            their_call, _, error = pool["output"].get(timeout=min(_POLL_SECONDS, timeout))
+            their_call, chunk, error = pool["output"].get(timeout=min(_POLL_SECONDS, timeout))
         except queue.Empty:
             dead = [p for p in processes if not p.is_alive()]
             if dead:
@@ -301,6 +353,8 @@ def _run_call(
             continue
         pending -= 1
         last_progress = time.monotonic()
+        if progress is not None:
+            progress(min(chunk_size, n - chunk * chunk_size))
         if error is not None:
             errors.append(error)
     if errors:

@@ -58,9 +58,9 @@ def pool_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     original = mp_module.encode_with_pool
 
-    def spy(model: Any, texts: list[str], pool: dict[str, Any], chunk_size: int | None) -> np.ndarray:
+    def spy(model: Any, texts: list[str], pool: dict[str, Any], chunk_size: int | None, *rest: Any) -> np.ndarray:
         calls.append(len(texts))
-        return original(model, texts, pool, chunk_size)
+        return original(model, texts, pool, chunk_size, *rest)
 
     monkeypatch.setattr(mp_module, "encode_with_pool", spy)
     return calls
@@ -185,3 +185,33 @@ def test_a_dead_worker_is_an_error_not_a_hang(tmp_path: Path, corpus: list[str])
         fake["input"].cancel_join_thread()
         fake["input"].close()
         fake["output"].close()
+
+
+def test_pool_results_above_the_bound_are_mapped_not_copied(
+    potion: StaticSentenceTransformer, pool: dict[str, Any], corpus: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large pooled result is the workers' block itself (peak memory once, not twice), identical, and freed with it."""
+    import gc
+    import mmap
+
+    monkeypatch.setattr(mp_module, "OWN_BLOCK_BYTES", 1)
+    before = set(Path("/dev/shm").iterdir())
+    got = potion.encode(corpus, pool=pool)
+    owner: Any = got
+    while not isinstance(owner, mmap.mmap) and owner is not None:  # array -> ... -> memoryview -> mmap
+        owner = owner.obj if isinstance(owner, memoryview) else owner.base
+    assert isinstance(owner, mmap.mmap)
+    assert set(Path("/dev/shm").iterdir()) <= before  # the block's name is gone already
+    np.testing.assert_array_equal(got, potion.encode(corpus))
+    del got, owner
+    gc.collect()
+
+
+def test_pool_shows_the_progress_bar_it_is_asked_for(
+    potion: StaticSentenceTransformer, pool: dict[str, Any], corpus: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    potion.encode(corpus, pool=pool, show_progress_bar=True)
+    err = capsys.readouterr().err
+    assert "Batches" in err and f"{len(corpus)}/{len(corpus)}" in err
+    potion.encode(corpus, pool=pool, show_progress_bar=False)
+    assert "Batches" not in capsys.readouterr().err

@@ -13,7 +13,7 @@ import os
 import numpy
 from setuptools import Extension, setup
 
-_SOURCES = ["module.c", "wordtable.c", "tokenize.c", "pool.c", "threads.c"]
+_SOURCES = ["module.c", "kernel_type.c", "batch.c", "wordtable.c", "tokenize.c", "pool.c", "threads.c"]
 # Exactness: no fused multiply-add contraction and no value-changing math flags; SIMD comes from -O3 and
 # per-function target clones (AVX-512 / AVX2 / baseline), never from -march=native.
 _FLAGS = ["-std=c11", "-O3", "-ffp-contract=off", "-fno-math-errno", "-D_GNU_SOURCE", "-Wall", "-Wno-unused-function", "-Wno-psabi"]
@@ -28,7 +28,7 @@ if not os.environ.get("STATICST_NO_KERNEL"):
         Extension(
             "staticst._kernel",
             sources=[f"staticst/_kernel/{name}" for name in _SOURCES],
-            depends=["staticst/_kernel/kernel.h"],
+            depends=["staticst/_kernel/kernel.h", "staticst/_kernel/objects.h"],
             include_dirs=[numpy.get_include()],
             extra_compile_args=_FLAGS,
             extra_link_args=_LINK,

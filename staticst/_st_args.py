@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from staticst import util
+import staticst.util as util
 from staticst.errors import MissingDependencyError
 
 __all__ = [

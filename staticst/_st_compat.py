@@ -9,6 +9,7 @@ vectors come from :class:`staticst.engine.Embedder`.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -47,7 +48,7 @@ class CPUDevice(str):
         return "cpu"
 
     @property
-    def index(self) -> None:
+    def index(self) -> None:  # type: ignore[override]  # torch.device.index, not str.index
         """``None``, as ``torch.device("cpu").index``."""
         return None
 
@@ -61,7 +62,7 @@ class CPUDevice(str):
 
     __hash__ = str.__hash__
 
-    def __reduce__(self) -> tuple[type[CPUDevice], tuple[()]]:
+    def __reduce__(self) -> tuple[builtins.type[CPUDevice], tuple[()]]:
         return (CPUDevice, ())
 
 

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import numpy as np
 from tokenizers import Tokenizer
 
-from staticst import util
+import staticst.util as util
 from staticst._st_args import (
     PLAIN_OPTIONS,
     SIMILARITY_FN_NAMES,

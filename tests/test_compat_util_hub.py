@@ -52,7 +52,6 @@ def _same_hits(got: list[list[dict[str, Any]]], expected: list[list[dict[str, An
 
 @pytest.mark.parametrize(("search", "precisions"), [("faiss", ("float32", "uint8", "ubinary")), ("usearch", ("float32", "int8", "ubinary", "binary"))])
 def test_index_searches_match_st(embeddings: np.ndarray, search: str, precisions: tuple[str, ...]) -> None:
-    from sentence_transformers import util as st_util
 
     from sentence_transformers.util import quantization as st_quantization
 

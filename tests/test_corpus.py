@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from staticst import CorpusInputError, CorpusOutputError, StaticSentenceTransformer, embed_corpus, encode_iter
+from staticst.corpus.sources import BadRecord, Record
 from tests.conftest import REPO
 
 TEXTS = [f"sentence {i}: the cat sat on mat number {i * 7 % 13}" for i in range(5000)] + ["", "café ü 日本", "x" * 3000]
@@ -161,6 +162,14 @@ def _cli(*args: str, **kwargs: object) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "staticst.cli", "encode", *args], cwd=REPO, **kwargs)  # type: ignore[call-overload]
 
 
+def _consumed(manifest: Path) -> int:
+    """Texts a running ``--resume`` run has made durable (0 before its first checkpoint)."""
+    try:
+        return int(json.loads(manifest.read_text(encoding="utf-8"))["consumed"])
+    except (FileNotFoundError, ValueError, KeyError):  # not written yet, or being replaced
+        return 0
+
+
 @pytest.mark.parametrize("suffix", [".npy", ".jsonl", ".parquet"])
 def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_result(
     tmp_path: Path, shared_model: Callable[[str], Path], suffix: str
@@ -172,11 +181,16 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_result(
     clean = tmp_path / f"clean{suffix}"
     assert _cli("-m", model, "-i", str(source), "-o", str(clean), "--quiet", "--batch-size", "3000").wait(timeout=300) == 0
     out = tmp_path / f"out{suffix}"
+    manifest = out.with_name(out.name + ".partial") / "manifest.json"
     kills = 0
     for attempt in range(8):
         process = _cli("-m", model, "-i", str(source), "-o", str(out), "--quiet", "--batch-size", "3000", "--resume")
         if attempt < 3:
-            time.sleep(rng.uniform(0.3, 1.5))
+            # killed once a random number of batches more are durable (not after a time: independent of speed)
+            start = _consumed(manifest)
+            target = start + 3000 * rng.randint(1, 8)
+            while process.poll() is None and _consumed(manifest) < target:
+                time.sleep(0.001)
             if process.poll() is None:
                 process.send_signal(signal.SIGKILL)
                 kills += 1
@@ -257,3 +271,25 @@ def test_progress_bar_on_stderr_and_quiet(tmp_path: Path, shared_model: Callable
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )  # fmt: skip
     assert quiet.returncode == 0 and quiet.stderr.strip() == f"wrote 20,000 rows to {tmp_path / 'q.npy'}"
+
+
+@pytest.mark.parametrize("block_bytes", [1, 7, 64, 1 << 20])
+def test_text_lines_are_read_as_split_lines_whatever_the_block_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block_bytes: int
+) -> None:
+    import staticst.corpus.sources as sources
+
+    monkeypatch.setattr(sources, "_TEXT_BLOCK_BYTES", block_bytes)
+    lines = [b"plain", b"", b"crlf\r", b"two cr\r\r", b"caf\xc3\xa9 \xe2\x80\xa8 sep", b"bad \xff", b" spaced ", b"\x0cff"]
+    raw = b"\n".join(lines * 5) + b"\nlast line without newline"
+    path = tmp_path / "c.txt"
+    path.write_bytes(raw)
+    got = list(sources.open_source(path).records())
+    expected: list[tuple[int, str | None]] = []
+    for number, line in enumerate(raw.split(b"\n"), start=1):  # the rule: bytes split at \n, trailing \r dropped
+        try:
+            expected.append((number, line.decode("utf-8").rstrip("\r")))
+        except UnicodeDecodeError:
+            expected.append((number, None))
+    assert [(r.line, r.text if isinstance(r, Record) else None) for r in got] == expected
+    assert [r.line for r in got if isinstance(r, BadRecord)] == [6, 14, 22, 30, 38]

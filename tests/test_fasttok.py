@@ -445,7 +445,8 @@ def test_threads_share_the_cache_exactly(real_tokenizers: dict[str, Tokenizer]) 
 
 @pytest.mark.parametrize("unk_id", [None, 0, 3])
 def test_unknown_token_id_of_unigram_without_full_parse(unk_id: int | None) -> None:
-    from staticst.tokenization.settings import UNIGRAM_UNK as _UNIGRAM_UNK, unknown_token_id
+    from staticst.tokenization.settings import UNIGRAM_UNK as _UNIGRAM_UNK
+    from staticst.tokenization.settings import unknown_token_id
 
     pieces = [("<s>", 0.0), ('"model":{"type":"Unigram","unk_id":7}', -1.0), ("a", -1.0), ("<unk>", 0.0), ("b", -2.0)]
     tok = Tokenizer(models.Unigram(pieces, unk_id=unk_id, byte_fallback=False))

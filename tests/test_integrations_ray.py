@@ -125,7 +125,9 @@ def test_embed_dataset_equals_encode(
     assert "ArrowTensorType" in str(out.schema().types[-1])  # Ray's own tensor column
 
 
-def test_a_relative_folder_is_found_in_the_shipped_working_dir(ray_cluster: None, texts: list[str], model_2m: Path) -> None:
+def test_a_relative_folder_is_found_in_the_shipped_working_dir(
+    ray_cluster: None, texts: list[str], model_2m: Path
+) -> None:
     relative = "models/potion-base-2M"
     assert not Path(relative).exists()  # not from the driver's folder: from each actor's copy of the working_dir
     got = _sorted_numpy(embed_dataset(_dataset(texts[:50], blocks=2), relative), 50)
@@ -240,7 +242,9 @@ def test_non_string_values_seen_by_the_actor_are_a_one_line_error(ray_cluster: N
 
 def test_schema_errors_are_raised_on_the_driver(ray_cluster: None, texts: list[str]) -> None:
     ds = _dataset(texts[:10])
-    with pytest.raises(ValueError, match=r"column 'body' is not in the dataset \(columns: id, text, length\): pass column="):
+    with pytest.raises(
+        ValueError, match=r"column 'body' is not in the dataset \(columns: id, text, length\): pass column="
+    ):
         embed_dataset(ds, column="body")
     with pytest.raises(TypeError, match=r"column 'length' is of type int64, not string"):
         embed_dataset(ds, column="length")
@@ -248,7 +252,9 @@ def test_schema_errors_are_raised_on_the_driver(ray_cluster: None, texts: list[s
 
 def test_bad_options_are_raised_on_the_driver(ray_cluster: None, texts: list[str]) -> None:
     ds = _dataset(texts[:10])
-    with pytest.raises(ValueError, match=r"precision='int8' is not supported here, only 'float32'.*quantize_embeddings"):
+    with pytest.raises(
+        ValueError, match=r"precision='int8' is not supported here, only 'float32'.*quantize_embeddings"
+    ):
         embed_dataset(ds, precision="int8")
     with pytest.raises(ValueError, match=r"model_kwargs has unknown key\(s\) \['promts'\]"):
         embed_dataset(ds, model_kwargs={"promts": {}})

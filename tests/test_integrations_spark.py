@@ -34,7 +34,21 @@ MAX_RECORDS = 7
 
 @pytest.fixture(scope="module")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
-    session = (
+    # The JVM (and the Python workers it starts) inherit this environment: with this interpreter's folder
+    # first on PATH, a worker is this venv's Python even when the venv is not activated.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PATH", os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
+        env.setenv("PYSPARK_PYTHON", sys.executable)
+        session = _session(tmp_path_factory)
+        session.sparkContext.setLogLevel("ERROR")
+        try:
+            yield session
+        finally:
+            session.stop()
+
+
+def _session(tmp_path_factory: pytest.TempPathFactory) -> SparkSession:
+    return (
         SparkSession.builder.master("local[2]")
         .appName("staticst-tests")
         .config("spark.ui.enabled", "false")
@@ -49,11 +63,6 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(MAX_RECORDS))
         .getOrCreate()
     )
-    session.sparkContext.setLogLevel("ERROR")
-    try:
-        yield session
-    finally:
-        session.stop()
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +90,9 @@ def _vectors(rows: list[Any], column: str = "embedding") -> np.ndarray:
 def test_embed_column_equals_encode(spark: SparkSession, texts: list[str], model_2m: Path, udf_type: str) -> None:
     options: dict[str, Any] = {"normalize_embeddings": True, "truncate_dim": 40, "prompt_name": "query"}
     prompts = {"query": "query: "}
-    out = embed_column(_frame(spark, texts), str(model_2m), model_kwargs={"prompts": prompts}, udf_type=udf_type, **options)
+    out = embed_column(
+        _frame(spark, texts), str(model_2m), model_kwargs={"prompts": prompts}, udf_type=udf_type, **options
+    )
     assert out.schema["embedding"].dataType == ArrayType(FloatType())
     rows = sorted(out.collect(), key=lambda row: row["id"])
     assert [row["id"] for row in rows] == list(range(len(texts)))
@@ -98,7 +109,9 @@ def test_builtin_model_and_hub_id(spark: SparkSession, texts: list[str], model_2
     (repo / "snapshots").mkdir()
     os.symlink(model_2m, repo / "snapshots" / commit)
     builtin = embedding_udf()
-    hub = embedding_udf("someone/potion-2m", model_kwargs={"cache_folder": str(tmp_path / "cache"), "local_files_only": True})
+    hub = embedding_udf(
+        "someone/potion-2m", model_kwargs={"cache_folder": str(tmp_path / "cache"), "local_files_only": True}
+    )
     df = _frame(spark, texts[:60])
     rows = sorted(df.select("id", builtin("text").alias("a"), hub("text").alias("b")).collect(), key=lambda r: r["id"])
     np.testing.assert_array_equal(_vectors(rows, "a"), StaticSentenceTransformer().encode(texts[:60]))
@@ -110,8 +123,12 @@ def test_a_model_folder_shipped_with_add_file(spark: SparkSession, texts: list[s
     spark.sparkContext.addFile(str(model_2m), recursive=True)
     udf = embedding_udf(model_2m.name, from_spark_files=True, normalize_embeddings=True)
     rows = sorted(_frame(spark, texts[:50]).select("id", udf("text").alias("e")).collect(), key=lambda r: r["id"])
-    np.testing.assert_array_equal(_vectors(rows, "e"), StaticSentenceTransformer(model_2m).encode(texts[:50], normalize_embeddings=True))
-    with pytest.raises(ValueError, match=r"from_spark_files=True needs the name of the folder given to SparkContext\.addFile"):
+    np.testing.assert_array_equal(
+        _vectors(rows, "e"), StaticSentenceTransformer(model_2m).encode(texts[:50], normalize_embeddings=True)
+    )
+    with pytest.raises(
+        ValueError, match=r"from_spark_files=True needs the name of the folder given to SparkContext\.addFile"
+    ):
         embedding_udf(str(model_2m), from_spark_files=True)
 
 
@@ -194,7 +211,9 @@ def test_batches_honour_max_records_per_batch_and_reuse_the_workers_model(
 @pytest.mark.parametrize("udf_type", ["arrow", "pandas"])
 def test_null_texts_get_null_embeddings(spark: SparkSession, texts: list[str], model_2m: Path, udf_type: str) -> None:
     values = [None if i % 4 == 0 else t for i, t in enumerate(texts[:40])]
-    rows = sorted(embed_column(_frame(spark, values), str(model_2m), udf_type=udf_type).collect(), key=lambda r: r["id"])
+    rows = sorted(
+        embed_column(_frame(spark, values), str(model_2m), udf_type=udf_type).collect(), key=lambda r: r["id"]
+    )
     assert [row["id"] for row in rows] == list(range(40))
     assert [row["embedding"] is None for row in rows] == [t is None for t in values]
     kept = [t for t in values if t is not None]
@@ -211,16 +230,22 @@ def test_on_null_error_fails_naming_the_column_and_the_fix(spark: SparkSession, 
 def test_a_udf_applied_to_a_number_column_names_the_cast(spark: SparkSession, model_2m: Path) -> None:
     df = spark.createDataFrame([(0, 5), (1, 6)], "id long, n long")
     for udf_type in ("arrow", "pandas"):
-        message = r"column \"the UDF's input\" (is of type int64, not string|holds int values, not str).*: cast the column"
+        message = (
+            r"column \"the UDF's input\" (is of type int64, not string|holds int values, not str).*: cast the column"
+        )
         with pytest.raises(Exception, match=message):
             df.select(embedding_udf(str(model_2m), udf_type=udf_type)("n")).collect()
 
 
 def test_column_errors_are_raised_on_the_driver(spark: SparkSession, texts: list[str]) -> None:
     df = _frame(spark, texts[:5])
-    with pytest.raises(ValueError, match=r"column 'body' is not in the DataFrame \(columns: id, text, label\): pass column="):
+    with pytest.raises(
+        ValueError, match=r"column 'body' is not in the DataFrame \(columns: id, text, label\): pass column="
+    ):
         embed_column(df, column="body")
-    with pytest.raises(TypeError, match=r"column 'label' is int, not string: cast it first, df\.withColumn\('label', F\.col"):
+    with pytest.raises(
+        TypeError, match=r"column 'label' is int, not string: cast it first, df\.withColumn\('label', F\.col"
+    ):
         embed_column(df, column="label")
     with pytest.raises(ValueError, match=r"would replace the text column"):
         embed_column(df, output_column="text")

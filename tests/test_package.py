@@ -140,6 +140,7 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
     """A module the library imports must be a declared dependency (tqdm once arrived only through huggingface-hub)."""
     import ast
     import importlib.metadata as md
+
     import tomllib
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]

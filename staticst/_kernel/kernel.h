@@ -2,12 +2,15 @@
  * staticst._kernel: the compiled text -> vector path (tokenize, look up, pool) behind staticst.engine.
  *
  * Files:
- *   kernel.h     shared declarations
- *   wordtable.c  the bounded word -> token-ids hash table (lock-free reads, one writer under the GIL)
- *   tokenize.c   normalise + split ASCII text by the plan's pre-tokenizer family, look words up
- *   pool.c       per-text segment sums and each reference family's finish, bit-identical to numpy
- *   threads.c    splitting a batch over native threads (texts are never split across threads)
- *   module.c     the Python types (WordTable, Kernel) and the module
+ *   kernel.h       shared declarations
+ *   wordtable.c    the bounded word -> token-ids hash table (lock-free reads, one writer under the GIL)
+ *   tokenize.c     normalise + split ASCII text by the plan's pre-tokenizer family, look words up
+ *   pool.c         per-text segment sums and each reference family's finish, bit-identical to numpy
+ *   threads.c      splitting a batch over native threads (texts are never split across threads)
+ *   objects.h      the Python objects and what the three files below share (private to them)
+ *   module.c       the module (its functions and init) and the WordTable type
+ *   kernel_type.c  the Kernel type: construction, embed / tokenize / embed_one / pool
+ *   batch.c        one batch call: phase A, the resolve and fallback calls into Python, phase B
  *
  * Exactness: every floating-point operation is the one the numpy path performs, in the same order and
  * precision (C11, -ffp-contract=off, no -ffast-math); vector width never changes the per-element order.

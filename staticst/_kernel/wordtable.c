@@ -14,6 +14,33 @@
 
 #include <stdlib.h>
 #include <string.h>
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#define ST_HAVE_MMAP 1
+#endif
+
+/* A generation's arrays come straight from the OS (anonymous, zero-filled, page-aligned mappings): a page
+ * counts in RSS only once written, and freeing a generation returns all of it. From the C heap, the big
+ * blocks of successive generations fragment it (glibc raises its mmap threshold after the first free), so
+ * a long run over an open vocabulary (numbers, ids) crept upwards by tens of MB. */
+static void *big_alloc(size_t bytes) {
+#ifdef ST_HAVE_MMAP
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+#else
+    return calloc(1, bytes);
+#endif
+}
+
+static void big_free(void *p, size_t bytes) {
+    if (!p) return;
+#ifdef ST_HAVE_MMAP
+    munmap(p, bytes);
+#else
+    (void)bytes;
+    free(p);
+#endif
+}
 
 static inline uint64_t mix(uint64_t h) {
     h ^= h >> 32;
@@ -53,10 +80,10 @@ static uint32_t pow2_at_least(uint64_t n) {
 }
 
 static void gen_free(st_gen *g) {
-    free((void *)g->slots);
-    free(g->entries);
-    free(g->keys);
-    free(g->ids);
+    big_free((void *)g->slots, (size_t)g->nslots * sizeof(uint64_t));
+    big_free(g->entries, (size_t)g->max_entries * sizeof(st_entry));
+    big_free(g->keys, g->keys_cap);
+    big_free(g->ids, g->ids_cap * sizeof(int32_t));
     free(g);
 }
 
@@ -68,10 +95,10 @@ st_gen *st_gen_new(uint32_t max_entries) {
     g->max_entries = max_entries;
     g->keys_cap = (size_t)max_entries * 4 + 4096;
     g->ids_cap = (size_t)max_entries + 4096;
-    g->slots = calloc(g->nslots, sizeof(uint64_t));
-    g->entries = aligned_alloc(64, (size_t)max_entries * sizeof(st_entry));
-    g->keys = malloc(g->keys_cap);
-    g->ids = malloc(g->ids_cap * sizeof(int32_t));
+    g->slots = big_alloc((size_t)g->nslots * sizeof(uint64_t)); /* zero-filled: every slot empty */
+    g->entries = big_alloc((size_t)max_entries * sizeof(st_entry)); /* page-aligned: cache-line entries */
+    g->keys = big_alloc(g->keys_cap);
+    g->ids = big_alloc(g->ids_cap * sizeof(int32_t));
     if (!g->slots || !g->entries || !g->keys || !g->ids) {
         gen_free(g);
         return NULL;
@@ -112,18 +139,29 @@ int st_gen_insert(st_gen *g, const st_key *k, const int32_t *ids, size_t n_ids) 
     return st_gen_insert_any(g, k, ids, n_ids);
 }
 
+/* Move a block to a larger mapping (only on a generation no reader sees yet). */
+static void *big_grow(void *p, size_t used, size_t old_bytes, size_t new_bytes) {
+    void *q = big_alloc(new_bytes);
+    if (!q) return NULL;
+    if (used) memcpy(q, p, used);
+    big_free(p, old_bytes);
+    return q;
+}
+
 int st_gen_reserve(st_gen *g, size_t key_bytes, size_t n_ids) {
-    if (g->keys_len + key_bytes > g->keys_cap) {
-        char *keys = realloc(g->keys, g->keys_len + key_bytes);
+    if (g->keys_len + key_bytes > g->keys_cap) { /* geometric growth: amortised O(1) per reserved byte */
+        size_t cap = g->keys_cap * 2 > g->keys_len + key_bytes ? g->keys_cap * 2 : g->keys_len + key_bytes;
+        char *keys = big_grow(g->keys, g->keys_len, g->keys_cap, cap);
         if (!keys) return -1;
         g->keys = keys;
-        g->keys_cap = g->keys_len + key_bytes;
+        g->keys_cap = cap;
     }
     if (g->ids_len + n_ids > g->ids_cap) {
-        int32_t *more = realloc(g->ids, (g->ids_len + n_ids) * sizeof(int32_t));
+        size_t cap = g->ids_cap * 2 > g->ids_len + n_ids ? g->ids_cap * 2 : g->ids_len + n_ids;
+        int32_t *more = big_grow(g->ids, g->ids_len * sizeof(int32_t), g->ids_cap * sizeof(int32_t), cap * sizeof(int32_t));
         if (!more) return -1;
         g->ids = more;
-        g->ids_cap = g->ids_len + n_ids;
+        g->ids_cap = cap;
     }
     return 0;
 }

@@ -25,6 +25,9 @@ from typing import Any
 
 import pytest
 
+#: The implementations a test id names in its parameters (``[staticst-...]``, ``[util-sentence-transformers]``);
+#: a test without one runs staticst (model2vec's suite, with staticst's class swapped in).
+IMPLS = ("sentence-transformers", "staticst")
 _STATE: dict[str, Any] = {"deselected": Counter(), "reasons": defaultdict(Counter)}
 
 
@@ -92,10 +95,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 def counts(terminalreporter: Any) -> dict[str, dict[str, Any]]:
     """Per upstream file: passed, xfailed, failed, xpassed, deselected (and the reasons)."""
     table: dict[str, dict[str, Any]] = defaultdict(lambda: Counter())
+    by_impl: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
     for outcome in ("passed", "failed", "xfailed", "xpassed", "error"):
         for rep in terminalreporter.stats.get(outcome, []):
             name = Path(rep.nodeid.split("::")[0]).name
             table[name][outcome] += 1
+            params = rep.nodeid.partition("[")[2]
+            impl = next((i for i in IMPLS if f"{i}-" in params or f"{i}]" in params), "staticst")
+            by_impl[name][impl][outcome] += 1
     out: dict[str, dict[str, Any]] = {}
     for name in sorted(set(table) | set(_STATE["deselected"])):
         row = dict(table[name])
@@ -106,6 +113,7 @@ def counts(terminalreporter: Any) -> dict[str, dict[str, Any]]:
             "xpassed": row.get("xpassed", 0),
             "deselected": _STATE["deselected"][name],
             "deselected_reasons": dict(_STATE["reasons"][name]),
+            "by_implementation": {impl: dict(c) for impl, c in sorted(by_impl[name].items())},
         }
     return out
 
@@ -120,6 +128,8 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
             f"{name}: {row['passed']} passed, {row['xfailed']} xfailed (listed), {row['failed']} failed, "
             f"{row['xpassed']} xpassed, {row['deselected']} deselected"
         )
+        for impl, outcomes in row["by_implementation"].items():
+            terminalreporter.write_line(f"    {impl}: " + ", ".join(f"{n} {o}" for o, n in sorted(outcomes.items())))
     path = config.getoption("--upstream-report")
     if path:
         Path(path).write_text(json.dumps(table, indent=2, sort_keys=True), encoding="utf-8")

@@ -24,15 +24,15 @@ import types
 from pathlib import Path
 from typing import Any
 
+import _harness
+import model2vec
+import model2vec.model
 import numpy as np
 import pytest
 from tokenizers import Tokenizer
 from tokenizers.models import BPE, Unigram, WordPiece
 from tokenizers.pre_tokenizers import Whitespace
 
-import _harness
-import model2vec
-import model2vec.model
 import staticst
 
 model2vec.StaticModel = staticst.StaticModel  # type: ignore[misc]

@@ -84,7 +84,7 @@ def prepare(work: Path) -> tuple[Path, Path]:
 def _pytest(folder: Path, files: list[str], report: Path, extra: list[str]) -> int:
     env = {**os.environ, **OFFLINE, "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")]))}
     cmd = [
-        sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "-p", "_harness", "-o", "addopts=",
+        sys.executable, "-m", "pytest", "-q", "-rfE", "--tb=native", "-p", "no:cacheprovider", "-p", "_harness", "-o", "addopts=",
         "-W", "ignore::DeprecationWarning", "--rootdir", str(folder), f"--upstream-report={report}", *files, *extra,
     ]  # fmt: skip
     return subprocess.run(cmd, cwd=folder, env=env).returncode

@@ -31,10 +31,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import _harness
 import numpy as np
 import pytest
-
-import _harness
 
 SHARED = Path(os.environ.get("STATICST_SHARED_DIR", Path(__file__).resolve().parents[3] / "shared")) / "models"
 MODEL = "potion-base-2M-sentence-transformers"  # the sentence-transformers layout: ST loads it as the control

@@ -140,7 +140,8 @@ def test_model_meta_describes_what_staticst_runs(shared_model: Callable[[str], P
     assert meta.embed_dim == 256 and meta.max_tokens == 512  # model2vec's 512-token cut, which staticst applies
     assert meta.similarity_fn_name is not None and meta.similarity_fn_name.value == "cosine"
     assert meta.framework == ["NumPy", "safetensors"] and meta.modalities == ["text"]
-    assert meta.loader is StaticSTEncoder and meta.loader_kwargs == {"model_path": str(folder)}
+    assert meta.loader is StaticSTEncoder and list(meta.loader_kwargs) == ["model_path"]
+    assert Path(meta.loader_kwargs["model_path"]).resolve() == folder.resolve()  # the folder (symlinks resolved)
     assert meta.license is None and meta.open_weights is None  # nothing known about a bare folder
     assert json.loads(json.dumps(meta.to_dict(), default=str))["loader"] == "StaticSTEncoder"
 

@@ -260,6 +260,10 @@ def ray_check(folder: Path, model: str | None, expected: np.ndarray) -> None:
 def spark_session(workers: int, local_dir: str) -> Iterator[tuple[Any, float]]:
     from pyspark.sql import SparkSession
 
+    # this script's own process (the JVM and its Python workers inherit it): the workers run this interpreter
+    # with its packages even when its venv is not activated
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
     t = time.perf_counter()
     spark = (
         SparkSession.builder.master(f"local[{workers}]")

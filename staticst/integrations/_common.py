@@ -1,6 +1,7 @@
-"""What the Ray and Spark integrations share: checked encode options, the model loader, the batch function.
+"""What the integrations share: the model argument, the embedder backends' call, Ray's and Spark's batch path.
 
-Nothing here imports Ray or Spark: the engine modules turn their batches into a list of values, call
+:func:`as_model` and :func:`embed_documents` serve every adapter; for Ray and Spark, checked encode options,
+the model loader and the batch function. Nothing here imports a library integrated with: the engine modules turn their batches into a list of values, call
 :func:`embed_values`, and turn the ``(n, dim)`` float32 result back into their own column type.
 """
 
@@ -18,7 +19,17 @@ import numpy as np
 from staticst._st_args import check_positive, check_truncate_dim
 from staticst.model import StaticSentenceTransformer
 
-__all__ = ["EncodeSpec", "OnNull", "embed_values", "is_text_type", "load_model", "make_spec", "output_width"]
+__all__ = [
+    "EncodeSpec",
+    "OnNull",
+    "as_model",
+    "embed_documents",
+    "embed_values",
+    "is_text_type",
+    "load_model",
+    "make_spec",
+    "output_width",
+]
 
 OnNull = Literal["error", "null"]
 _ON_NULL = ("error", "null")
@@ -28,6 +39,18 @@ _MODEL_ARGS = frozenset(inspect.signature(StaticSentenceTransformer.__init__).pa
     "model_name_or_path",
     "kwargs",
 }
+
+
+def as_model(model: StaticSentenceTransformer | str | os.PathLike[str] | None) -> StaticSentenceTransformer:
+    """A loaded model as it is; a folder / hub id (``None``: the built-in potion-base-8M) loaded."""
+    return model if isinstance(model, StaticSentenceTransformer) else StaticSentenceTransformer(model)
+
+
+def embed_documents(
+    model: StaticSentenceTransformer, documents: Sequence[str], verbose: bool, encode_kwargs: Mapping[str, Any]
+) -> np.ndarray:
+    """KeyBERT's and BERTopic's backend ``embed``: ``encode`` with a progress bar when ``verbose``."""
+    return np.asarray(model.encode(list(documents), show_progress_bar=verbose, **encode_kwargs))
 
 
 @dataclass(frozen=True)

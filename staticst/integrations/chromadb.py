@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from staticst.errors import MissingDependencyError
+from staticst.integrations._common import as_model
 from staticst.model import StaticSentenceTransformer
 
 try:
@@ -61,7 +62,7 @@ class StaticEmbeddingFunction(EmbeddingFunction[Documents]):
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
     ) -> None:
-        self.model = model if isinstance(model, StaticSentenceTransformer) else StaticSentenceTransformer(model)
+        self.model = as_model(model)
         self.normalize_embeddings = normalize_embeddings
         self.truncate_dim = truncate_dim
 

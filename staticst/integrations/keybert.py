@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from staticst.errors import MissingDependencyError
+from staticst.integrations._common import as_model, embed_documents
 from staticst.model import StaticSentenceTransformer
 
 try:
@@ -50,8 +51,7 @@ class KeyBERTBackend(BaseEmbedder):
         self, model: StaticSentenceTransformer | str | os.PathLike[str] | None = None, **encode_kwargs: Any
     ) -> None:
         super().__init__()
-        loaded = model if isinstance(model, StaticSentenceTransformer) else StaticSentenceTransformer(model)
-        self.embedding_model = loaded
+        self.embedding_model = as_model(model)
         self.encode_kwargs = encode_kwargs
 
     def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:
@@ -64,6 +64,4 @@ class KeyBERTBackend(BaseEmbedder):
         Returns:
             A float32 array of shape ``(len(documents), dim)``.
         """
-        return np.asarray(
-            self.embedding_model.encode(list(documents), show_progress_bar=verbose, **self.encode_kwargs)
-        )
+        return embed_documents(self.embedding_model, documents, verbose, self.encode_kwargs)

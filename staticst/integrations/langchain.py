@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 
 from staticst.errors import MissingDependencyError
+from staticst.integrations._common import as_model
 from staticst.model import StaticSentenceTransformer
 
 try:
@@ -55,7 +56,7 @@ class StaticEmbeddings(Embeddings):
         normalize_embeddings: bool = False,
         truncate_dim: int | None = None,
     ) -> None:
-        self.model = model if isinstance(model, StaticSentenceTransformer) else StaticSentenceTransformer(model)
+        self.model = as_model(model)
         self.normalize_embeddings = normalize_embeddings
         self.truncate_dim = truncate_dim
 

@@ -19,6 +19,7 @@ import os
 from typing import Any
 
 from staticst.errors import MissingDependencyError
+from staticst.integrations._common import as_model
 from staticst.model import StaticSentenceTransformer
 
 try:
@@ -66,7 +67,7 @@ class StaticEmbedding(BaseEmbedding):
         embed_batch_size: int = DEFAULT_EMBED_BATCH_SIZE,
         **kwargs: Any,
     ) -> None:
-        loaded = model if isinstance(model, StaticSentenceTransformer) else StaticSentenceTransformer(model)
+        loaded = as_model(model)
         kwargs.setdefault("model_name", str(loaded.info().get("model") or "staticst"))
         super().__init__(embed_batch_size=embed_batch_size, **kwargs)
         self.normalize_embeddings = normalize_embeddings

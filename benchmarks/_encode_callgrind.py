@@ -4,8 +4,9 @@ Method (the robust one of those tried): a client request around the measured cal
 
 1. A two-function helper (``CALLGRIND_ZERO_STATS`` / ``CALLGRIND_DUMP_STATS_AT``, from valgrind's
    ``callgrind.h``) is compiled with ``cc`` into the work folder and called through ``ctypes``.
-2. Each child imports the library, loads the model, encodes the fixed slice (the first ``SLICE`` sentences of the
-   corpus) once as warm-up, collects garbage, sleeps 0.2 s (idle worker threads go to sleep), zeroes callgrind's
+2. Each child imports the library, loads the model, encodes a warm-up slice once -- for the warm figure the fixed
+   slice itself (the first ``SLICE`` sentences of the corpus), for the first-sight figure the next ``SLICE``
+   sentences, so the measured text is new to the library's caches -- collects garbage, sleeps 0.2 s (idle worker threads go to sleep), zeroes callgrind's
    counters, encodes the first N sentences of the slice in one ``encode(list)`` call and dumps the counters. The
    dump holds the instructions (``Ir``) of every thread of the process (the library's worker threads included)
    from the zero to the dump: no import, load or warm-up.
@@ -50,9 +51,11 @@ import ctypes, gc, json, sys, time
 {load_code}
 with open({slice_file!r}, encoding="utf-8") as f:
     texts = [json.loads(line) for line in f]
+with open({warm_file!r}, encoding="utf-8") as f:
+    warm = [json.loads(line) for line in f]
 marks = ctypes.CDLL({helper!r})
 zero, dump = marks.bench_zero, marks.bench_dump
-model.encode(texts)  # warm-up: the whole slice once
+model.encode(warm)  # warm-up: the slice itself (warm) or another slice of the corpus (first sight)
 batch = texts[: int(sys.argv[1])]
 gc.collect()
 time.sleep(0.2)
@@ -145,40 +148,59 @@ def callgrind_runs(
     texts = corpus[:SLICE]
     slice_file = workdir / "callgrind_slice.jsonl"
     slice_file.write_text("".join(json.dumps(t) + "\n" for t in texts), encoding="utf-8")
+    texts_next = corpus[SLICE : 2 * SLICE]
+    warm_files = {"warm": slice_file}
+    if len(texts_next) == len(texts):
+        warm_files["first_sight"] = workdir / "callgrind_warmup.jsonl"
+        warm_files["first_sight"].write_text("".join(json.dumps(t) + "\n" for t in texts_next), encoding="utf-8")
     out: dict[str, dict[str, Any]] = {}
     for lib in libs:
         import_code, load_code = library_code(lib, folder)
-        code = CHILD.format(
-            import_code=import_code, load_code=load_code, slice_file=str(slice_file), helper=str(helper)
+        per_mode: dict[str, dict[str, Any]] = {}
+        for mode, warm_file in warm_files.items():
+            code = CHILD.format(
+                import_code=import_code, load_code=load_code, slice_file=str(slice_file), warm_file=str(warm_file),
+                helper=str(helper),
+            )  # fmt: skip
+            per_mode[mode] = _measure(code, len(texts), timeout, workdir)
+            if "error" in per_mode[mode]:
+                log(f"  callgrind {lib} ({mode}): {per_mode[mode]['error']}")
+            else:
+                top = per_mode[mode]["per_sentence_by_object"]
+                where = ", ".join(f"{name} {v / 1e3:.1f}K" for name, v in list(top.items())[:4])
+                log(f"  callgrind {lib} ({mode}): {per_mode[mode]['per_sentence']:,.0f} instructions per sentence "
+                    f"({where})")  # fmt: skip
+        out[lib] = dict(per_mode["warm"])
+        out[lib]["first_sight"] = per_mode.get(
+            "first_sight", {"error": f"the corpus has fewer than {2 * SLICE} sentences: no unseen slice"}
         )
-        results: dict[int, tuple[int, dict[str, int]] | str] = {}
-
-        def run(n: int, code: str = code, results: dict[int, Any] = results) -> None:
-            results[n] = run_one(code, n, timeout, workdir)
-
-        threads = [threading.Thread(target=run, args=(n,)) for n in (0, len(texts))]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        base, full = results[0], results[len(texts)]
-        if isinstance(base, str) or isinstance(full, str):
-            out[lib] = {"error": base if isinstance(base, str) else str(full)}
-            log(f"  callgrind {lib}: {out[lib]['error']}")
-            continue
-        per_object = {
-            name: (cost - base[1].get(name, 0)) / len(texts)
-            for name, cost in sorted(full[1].items(), key=lambda item: -item[1])
-        }
-        top = {name: round(v, 1) for name, v in per_object.items() if v >= 0.01 * max(per_object.values(), default=1)}
-        out[lib] = {
-            "per_sentence": (full[0] - base[0]) / len(texts),
-            "sentences": len(texts),
-            "instructions": full[0],
-            "baseline_instructions": base[0],
-            "per_sentence_by_object": top,
-            "method": "client-request zero/dump around encode(slice), minus an N=0 run",
-        }
-        where = ", ".join(f"{name} {v / 1e3:.1f}K" for name, v in list(top.items())[:4])
-        log(f"  callgrind {lib}: {out[lib]['per_sentence']:,.0f} instructions per sentence ({where})")
     return out
+
+
+def _measure(code: str, n: int, timeout: float, workdir: Path) -> dict[str, Any]:
+    """Instructions per sentence of one child program: runs with N=0 and N=n side by side, the difference / n."""
+    results: dict[int, tuple[int, dict[str, int]] | str] = {}
+
+    def run(k: int) -> None:
+        results[k] = run_one(code, k, timeout, workdir)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in (0, n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    base, full = results[0], results[n]
+    if isinstance(base, str) or isinstance(full, str):
+        return {"error": base if isinstance(base, str) else str(full)}
+    per_object = {
+        name: (cost - base[1].get(name, 0)) / n for name, cost in sorted(full[1].items(), key=lambda item: -item[1])
+    }
+    top = {name: round(v, 1) for name, v in per_object.items() if v >= 0.01 * max(per_object.values(), default=1)}
+    return {
+        "per_sentence": (full[0] - base[0]) / n,
+        "sentences": n,
+        "instructions": full[0],
+        "baseline_instructions": base[0],
+        "per_sentence_by_object": top,
+        "method": "client-request zero/dump around encode(slice), minus an N=0 run",
+    }

@@ -1,6 +1,6 @@
 """Encoding benchmark, one model: load it in every library (and staticst in each backend), check the vectors
-against the reference's (and the staticst pool against in-process staticst), then time batch throughput,
-one-sentence latency, cold start and RSS, and (``--callgrind``) count instructions per sentence."""
+against the reference's (and the staticst pool against in-process staticst), then time first-sight throughput per script
+group (the headline: _encode_firstsight.py), batch throughput, one-sentence latency, cold start and RSS, and (``--callgrind``) count instructions per sentence."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from _encode_callgrind import CALLGRIND_LIBS, callgrind_runs
 from _encode_children import child_runs
+from _encode_firstsight import first_sight_runs
 from _encode_parity import check_parity
 from _encode_setup import (
     LARGE_BATCH,
@@ -158,6 +159,9 @@ def benchmark_model(
     gc.unfreeze()
     gc.collect()
 
+    log(f"  first sight: fresh slices per script group, {args.first_sight_rounds} rounds")
+    headline = first_sight_runs(folder, active, corpus, args.first_sight_rounds, args.slice_size)
+
     log(f"  cold start and peak RSS: {args.cold_starts} child process(es) per library/backend")
     for lib, res in child_runs(folder, active, args.cold_starts, corpus_file, texts_mb, args.timeout, workdir).items():
         results[lib].update(res if "error" not in res else {"cold_start": res, "rss": res})
@@ -184,4 +188,5 @@ def benchmark_model(
         "parity": parity,
         "results": results,
         "callgrind": callgrind,
+        "first_sight": headline,
     }

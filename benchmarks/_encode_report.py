@@ -49,11 +49,12 @@ def metric_value(model: dict[str, Any], lib: str, key: str) -> Any:
         return r["throughput_pool"]["sentences_per_s"] if "throughput_pool" in r else "n/a"
     if key == "latency_p50_us":
         return r["latency"]["p50_us"]
-    if key == "instructions":
+    if key in ("instructions", "instructions_first_sight"):
         runs = model.get("callgrind") or {}
         if lib not in runs:
             return "not measured"
-        return runs[lib].get("per_sentence", "error")
+        run = runs[lib] if key == "instructions" else runs[lib].get("first_sight")
+        return "not measured" if run is None else run.get("per_sentence", "error")
     cold, rss = r["cold_start"], r["rss"]
     if key == "cold_wall_ms":
         return cold.get("wall_ms", "error")
@@ -159,7 +160,9 @@ def plot(report: dict[str, Any], path: Path) -> None:
 
     models = list(report["models"])
     default_series: Series = [(SHORT[lib], lib, None) for lib in LIBRARIES]
-    callgrind_series: Series = [(SHORT[lib], lib, None) for lib in CALLGRIND_LIBS]
+    callgrind_series: Series = []
+    for lib in CALLGRIND_LIBS:  # warm (solid) and first sight (hatched) side by side
+        callgrind_series += [(SHORT[lib], lib, None), (f"{SHORT[lib]}, first sight", lib, "instructions_first_sight")]
     batch_series: Series = [
         *default_series[: len(STATICST_VARIANTS)],
         ("staticst, process pool", "staticst", "throughput_pool"),
@@ -171,8 +174,15 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ("latency_p50_us", "One sentence, encode(str) p50 (µs)", True, default_series),
         ("cold_wall_ms", "Cold start: python -c import + load + first vector (ms, wall)", True, default_series),
         ("peak_rss_mb", "Peak RSS, load + encode the corpus (MB)", False, default_series),
-        ("instructions", "Instructions per sentence (callgrind, encode of 2,000 sentences)", True, callgrind_series),
+        (
+            "instructions",
+            "Instructions per sentence (callgrind, encode of 2,000 sentences: warm; hatched: first sight)",
+            True,
+            callgrind_series,
+        ),
     ]
+    if not any(report["models"][m].get("callgrind") for m in models):
+        panels = [p for p in panels if p[0] != "instructions"]  # no empty "callgrind not run" panel
     fig, axes = plt.subplots(3, 2, figsize=(15, 13))
     x = np.arange(len(models))
     for ax, (key, title, log, series) in zip(axes.flat, panels, strict=False):
@@ -181,8 +191,6 @@ def plot(report: dict[str, Any], path: Path) -> None:
         missing: list[tuple[float, str]] = []
         for k, (label, lib, series_key) in enumerate(series):
             values = [metric_value(report["models"][m], lib, series_key or key) for m in models]
-            if key == "instructions" and not any(report["models"][m].get("callgrind") for m in models):
-                values = ["--callgrind not run"] * len(models)
             heights = [v if isinstance(v, float) else np.nan for v in values]
             offsets = x + (k - (len(series) - 1) / 2) * width
             bars = ax.bar(
@@ -190,7 +198,7 @@ def plot(report: dict[str, Any], path: Path) -> None:
                 alpha=0.6 if series_key else 1.0,
             )  # fmt: skip
             labels = [fmt(v, "{:,.0f}" if v >= 100 else "{:.1f}") if isinstance(v, float) else "" for v in values]
-            ax.bar_label(bars, labels=labels, fontsize=6, rotation=90, padding=2)
+            ax.bar_label(bars, labels=labels, fontsize=7, rotation=90, padding=2)
             found += [v for v in values if isinstance(v, float)]
             missing += [(float(o), v) for o, v in zip(offsets, values, strict=True) if not isinstance(v, float)]
         top = max(found, default=1.0)
@@ -207,11 +215,14 @@ def plot(report: dict[str, Any], path: Path) -> None:
         ax.set_xlim(-0.5, len(models) - 0.5)
         ax.set_title(title, fontsize=10)
         ax.legend(fontsize=6, loc="upper right", ncol=2)
-    for ax in list(axes.flat)[len(panels) :]:  # the last panel: the verdicts
+    for ax in list(axes.flat)[len(panels) + 1 :]:
+        ax.remove()
+    for ax in list(axes.flat)[len(panels) : len(panels) + 1]:  # the panel after the charts: the verdicts
         ax.axis("off")
         lines = [
             f"{'--' if t['met'] is None else ('met' if t['met'] else 'NOT met'):>7}  [{t['model']}] {t['target']}"
             for t in report.get("targets", [])
+            if t["model"] in report["models"]  # not "model not benchmarked" for models left out of the run
         ]
         ax.text(0, 1, "Targets\n" + "\n".join(lines), va="top", ha="left", fontsize=6.5, family="monospace",
                 transform=ax.transAxes)  # fmt: skip

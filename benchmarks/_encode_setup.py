@@ -237,10 +237,13 @@ def library_code(library: str, folder: Path) -> tuple[str, str]:
     """(import code, load code) that leaves the model in ``model``: run in-process and in the child processes."""
     path = repr(str(folder))
     if library in STATICST_VARIANTS:
+        # the reference is the class: a model2vec folder is measured under model2vec's rules (the reference of the
+        # table), a sentence-transformers folder under sentence-transformers' (the face's default)
+        rules = "" if st_layout(folder) else ", family='model2vec'"
         load = {
-            "staticst": f"model = StaticSentenceTransformer({path})",
-            "staticst-1-thread": f"model = StaticSentenceTransformer({path}, kernel='native')\nmodel.num_threads = 1",
-            "staticst-numpy": f"model = StaticSentenceTransformer({path}, kernel='numpy')",
+            "staticst": f"model = StaticSentenceTransformer({path}{rules})",
+            "staticst-1-thread": f"model = StaticSentenceTransformer({path}{rules}, kernel='native')\nmodel.num_threads = 1",
+            "staticst-numpy": f"model = StaticSentenceTransformer({path}{rules}, kernel='numpy')",
         }[library]
         return "from staticst import StaticSentenceTransformer", load
     if library == "model2vec":

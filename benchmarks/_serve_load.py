@@ -36,13 +36,17 @@ function request()
 end
 function done(summary, latency, requests)
   io.write(string.format(
-    'WRKJSON {"requests": %d, "duration_us": %d, "status_errors": %d, "socket_errors": %d, ' ..
+    'WRKJSON {"requests": %d, "duration_us": %d, "status_errors": %d, "connect_errors": %d, ' ..
+    '"read_errors": %d, "write_errors": %d, "timeout_errors": %d, ' ..
     '"p50_us": %d, "p90_us": %d, "p99_us": %d, "mean_us": %.1f, "max_us": %d}\n',
     summary.requests, summary.duration, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    summary.errors.connect, summary.errors.read, summary.errors.write, summary.errors.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.mean, latency.max))
 end
 """
+
+SOCKET_ERRORS = ("connect", "read", "write", "timeout")
+"""The kinds of socket error wrk counts (its ``Socket errors: connect N, read N, write N, timeout N`` line)."""
 
 
 def run_wrk(
@@ -73,7 +77,11 @@ def run_wrk(
         "p50_ms": raw["p50_us"] / 1000,
         "p90_ms": raw["p90_us"] / 1000,
         "p99_ms": raw["p99_us"] / 1000,
-        "errors": raw["status_errors"] + raw["socket_errors"],
+        "errors": raw["status_errors"] + sum(raw[f"{kind}_errors"] for kind in SOCKET_ERRORS),
+        # wrk's "Socket errors" line, by kind (a timeout: no answer within wrk's --timeout of 10 s), and
+        # the answers with a status other than 2xx/3xx
+        "socket_errors": {kind: raw[f"{kind}_errors"] for kind in SOCKET_ERRORS},
+        "status_errors": raw["status_errors"],
     }
 
 
@@ -156,6 +164,9 @@ def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
     out["requests"] = sum(r["requests"] for r in runs)
     out["errors"] = sum(r["errors"] for r in runs)
+    if all("socket_errors" in r for r in runs):  # wrk's counts by kind
+        out["socket_errors"] = {k: sum(r["socket_errors"][k] for r in runs) for k in runs[0]["socket_errors"]}
+        out["status_errors"] = sum(r["status_errors"] for r in runs)
     out["rounds"] = len(runs)
     out["rps_runs"] = [round(r["rps"]) for r in runs]
     return out

@@ -26,7 +26,24 @@ def print_table(results: list[dict[str, Any]], ratios: dict[str, float], targets
         print(f"target {key}: {'met' if ok else 'NOT met'}")
 
 
-def plot(results: list[dict[str, Any]], path: Path, client: str, workers: int, paced_rate: float) -> None:
+def plot(
+    results: list[dict[str, Any]],
+    path: Path,
+    client: str,
+    workers: int,
+    paced_rate: float,
+    load: tuple[float, float] | None = None,
+) -> None:
+    """Throughput per batch size and format (left), single-text latency per mode (right), into ``path``.
+
+    Args:
+        results: The rows of the run (server, mode, batch, format, rps, p50_ms, p99_ms).
+        path: The PNG to write.
+        client: The load generator, for the title.
+        workers: Worker processes per server, for the title.
+        paced_rate: Requests/s offered by the paced runs, for the latency panel's title.
+        load: The 1-minute load average before and after the run, for the title (the figures follow it).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -61,15 +78,16 @@ def plot(results: list[dict[str, Any]], path: Path, client: str, workers: int, p
     ax2.set_yticks(y, labels, fontsize=7)
     ax2.set_xscale("log")
     ax2.set_xlabel("latency (ms, log scale)")
-    ax2.set_title(f"Single-text latency (paced = {paced_rate:.0f} req/s offered)")
-    ax2.axvline(1.0, color="grey", linestyle=":", linewidth=1)
-    ax2.axvline(5.0, color="grey", linestyle="--", linewidth=1)
+    ax2.set_title(f"Single-text latency by mode (paced: {paced_rate:.0f} req/s offered)")
+    ax2.axvline(1.0, color="grey", linestyle=":", linewidth=1, label="target: p50 ≤ 1 ms")
+    ax2.axvline(5.0, color="grey", linestyle="--", linewidth=1, label="target: p99 ≤ 5 ms")
     ax2.legend(fontsize=8)
+    shown_load = f", load average {load[0]:.2f} -> {load[1]:.2f}" if load is not None else ""
     fig.suptitle(
-        f"staticst serve vs FastAPI + model2vec, {workers} worker(s), {os.cpu_count()} CPUs, client: {client}",
+        f"staticst serve vs FastAPI + model2vec, {workers} worker(s), {os.cpu_count()} CPUs, client: {client}"
+        f"{shown_load}",
         fontsize=9,
     )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-

@@ -13,7 +13,8 @@ tokenlearn-10k-int8. Only the public API is measured: ``encode`` as a user calls
 
 Libraries and backends (columns; a column is "not installed" when the package is missing):
 
-- staticst: ``StaticSentenceTransformer(path)``: the default backend (``kernel="auto"``: the native kernel when
+- staticst: ``StaticSentenceTransformer(path)`` (with ``family="model2vec"`` on a model2vec folder: the rules of
+  the reference it is compared with): the default backend (``kernel="auto"``: the native kernel when
   built, on all usable CPUs; ``info()["backend"]`` is recorded, with a note when it is not native).
 - staticst 1 thread: ``StaticSentenceTransformer(path, kernel="native")`` with ``model.num_threads = 1``
   ("n/a" with the reason when the kernel is not built or cannot run the model).
@@ -42,6 +43,13 @@ each ``--text-file``, never capped (``--no-mteb`` keeps only those). Every measu
 
 Methodology:
 
+0. The headline, first sight (``_encode_firstsight.py``): per script group -- English (the corpus below) and the
+   Latin, Cyrillic/Greek, CJK and Arabic/Hebrew/Indic/Thai messages of the translation catalogues the Django
+   package ships (``_encode_corpora.py``; ``pip install staticst[bench]``) -- each library (staticst on all threads
+   and on one, model2vec, laghu) is loaded afresh, warmed up on one slice, then each round encodes a slice it
+   has never seen (first sight), and the same slice again (warm), libraries alternating; medians over
+   ``--first-sight-rounds`` rounds of ``--slice-size`` sentences, ratios staticst / model2vec and / laghu from
+   the same run. ``--callgrind`` counts instructions per sentence both ways too (see 6).
 1. Correctness first: every library / backend encodes the whole corpus once (also the warm-up) and is compared
    with the reference (max abs difference, printed; 0.0 when bit-identical). A staticst mismatch is reported
    loudly and makes the script exit with status 1.
@@ -76,9 +84,9 @@ Methodology:
 6. ``--callgrind`` (off by default; minutes per model): instructions per sentence under
    ``valgrind --tool=callgrind`` for staticst native (1 thread), staticst numpy, model2vec and laghu, on a fixed
    slice (the first 2,000 sentences of the corpus) encoded once in one call after a warm-up encode of the same
-   slice. Method: callgrind client requests (a two-function helper compiled with ``cc``) zero the counters just
-   before the call and dump them just after, counting every thread of the process; each child runs twice,
-   encoding N=0 and N=2,000, and the difference / 2,000 is reported (it also cancels the helper's own cost).
+   slice (warm) or of the next 2,000 sentences (first sight). Method: callgrind client requests (a two-function
+   helper compiled with ``cc``) zero the counters just before the call and dump them just after, counting every
+   thread of the process; each child runs twice, encoding N=0 and N=2,000, and the difference / 2,000 is reported (it also cancels the helper's own cost).
    The whole-process difference without client requests was tried and rejected: loading is not deterministic
    (~2.5K instructions per sentence of noise); ``--toggle-collect`` misses worker threads. Details in
    ``_encode_callgrind.py``.
@@ -112,6 +120,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _encode_children import baseline_rss, tokenizer_rss
+from _encode_firstsight import print_first_sight
 from _encode_model import benchmark_model
 from _encode_report import build_table, plot, print_table
 from _encode_setup import (
@@ -153,15 +162,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds of timed runs per library and measurement")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds before a child process is killed")
     parser.add_argument(
+        "--first-sight-rounds", type=int, default=None, help="fresh slices per script group (default 5; 2 with --quick)"
+    )
+    parser.add_argument(
+        "--slice-size", type=int, default=None, help="sentences per first-sight slice (default 2000; 200 with --quick)"
+    )
+    parser.add_argument(
         "--callgrind", action="store_true", help="also count instructions per sentence under valgrind (slow)"
     )
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (3 if args.quick else 5)
     args.latency_calls = args.latency_calls or (300 if args.quick else 2000)
     args.cold_starts = args.cold_starts or (1 if args.quick else 3)
+    args.first_sight_rounds = args.first_sight_rounds or (2 if args.quick else 5)
+    args.slice_size = args.slice_size or (200 if args.quick else 2000)
     limit = args.max_sentences if args.max_sentences is not None else (2000 if args.quick else None)
-    if min(args.repeats, args.latency_calls, args.cold_starts) < 1 or (limit is not None and limit < 1):
-        parser.error("--repeats, --latency-calls, --cold-starts and --max-sentences must be positive")
+    if min(args.repeats, args.latency_calls, args.cold_starts, args.first_sight_rounds, args.slice_size) < 1 or (
+        limit is not None and limit < 1
+    ):
+        parser.error(
+            "--repeats, --latency-calls, --cold-starts, --first-sight-rounds, --slice-size and --max-sentences "
+            "must be positive"
+        )
     if args.no_mteb and not args.text_file:
         parser.error("--no-mteb needs at least one --text-file")
     if "staticst" not in args.libraries:
@@ -230,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
             "default_batch_sizes": {"staticst": 32, "model2vec": 1024, "laghu": 1024, "sentence-transformers": 32},
             "libraries": libs,
             "callgrind": args.callgrind,
+            "first_sight_rounds": args.first_sight_rounds,
+            "slice_size": args.slice_size,
         },
         "corpus": {
             "sentences": len(corpus),
@@ -245,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed_s": time.monotonic() - t0,
     }
     (args.output / "encode.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print_first_sight(report_models)
+    print()
     print_table(
         rows, {n: m["table_mb"] for n, m in report_models.items()},
         {n: m["tokenizer_rss_mb"] for n, m in report_models.items()}, numpy_mb, texts_mb,

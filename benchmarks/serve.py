@@ -217,7 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         f"load average (1 min) before / after: {report['machine']['loadavg_1m_before']} / "
         f"{report['machine']['loadavg_1m_after']} on {os.cpu_count()} CPUs"
     )
-    plot(results, args.output / "serve.png", client, args.workers, args.paced_rate)
+    plot(
+        results, args.output / "serve.png", client, args.workers, args.paced_rate,
+        load=(report["machine"]["loadavg_1m_before"], report["machine"]["loadavg_1m_after"]),
+    )  # fmt: skip
     print(f"wrote {args.output / 'serve.json'} and {args.output / 'serve.png'} in {report['elapsed_s']:.0f} s")
     return 0
 

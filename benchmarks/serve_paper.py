@@ -93,6 +93,15 @@ def comparison(paper: dict[str, Any], runs: list[dict[str, Any]], connections: i
     return rows
 
 
+def socket_errors(run: dict[str, Any]) -> str:
+    """wrk's "Socket errors" line for one run, and its non-2xx/3xx answers ("" for the Python client)."""
+    kinds = run.get("socket_errors")
+    if kinds is None:
+        return ""
+    counts = ", ".join(f"{kind} {n}" for kind, n in kinds.items())
+    return f" (socket errors: {counts}; non-2xx/3xx answers {run['status_errors']})"
+
+
 def markdown(rows: list[list[str]]) -> str:
     lines = ["| measure | SwiftEmbed paper | staticst here |", "|---|---:|---:|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
@@ -141,8 +150,14 @@ def main(argv: list[str] | None = None) -> int:
                 return run_wrk(port, bodies, accept, seconds, 0.0, workdir, args.connections, threads=threads)
             return run_python_client(port, bodies, accept, seconds, 0.0, args.connections)
 
+        started = time.monotonic()
         server = Server("staticst", argv_serve, port)
-        print(f"staticst serve on 127.0.0.1:{port}, {args.workers} worker(s); client {client}", flush=True)
+        startup_s = round(time.monotonic() - started, 1)  # spawn to the first 200 from /health
+        print(
+            f"staticst serve on 127.0.0.1:{port}, {args.workers} worker(s), answering after {startup_s} s; "
+            f"client {client}",
+            flush=True,
+        )
         try:
             for batch in batches:
                 bodies = bodies_for(sentences, batch)
@@ -154,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(run)
                 print(
                     f"  batch={batch:<4} {run['rps']:>9.0f} req/s  p50 {run['p50_ms']:7.2f} ms  "
-                    f"p99 {run['p99_ms']:7.2f} ms  errors {run['errors']}  load {before:.2f} -> "
+                    f"p99 {run['p99_ms']:7.2f} ms  errors {run['errors']}{socket_errors(run)}  load {before:.2f} -> "
                     f"{run['loadavg_1m_after']:.2f}",
                     flush=True,
                 )
@@ -172,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
         "load": {"client": client, "connections": args.connections, "threads": threads, "duration_s": args.duration},
         "paper_load": PAPER_LOAD,
         "workers": args.workers,
+        "startup_s": startup_s,
         "paper": {**paper, "rps": {str(k): v for k, v in paper["rps"].items()}},
         "runs": runs,
         "table": rows,

@@ -11,7 +11,9 @@ The harness runs both through thin subclasses that record how many texts they en
 
 from __future__ import annotations
 
+import logging
 import time
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +89,26 @@ class TimedStaticSTEncoder(StaticSTEncoder):
         return out
 
 
+class _DropRecords(logging.Filter):
+    """Drops the log records whose message starts with one of ``prefixes``."""
+
+    def __init__(self, *prefixes: str) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.prefixes)
+
+
+def _static_table_parameters(model: Any) -> int | None:
+    """Rows x dimensions of a sentence-transformers model's ``StaticEmbedding`` table (None for other models)."""
+    first = model[0] if len(model) else None
+    weight = getattr(getattr(first, "embedding", None), "weight", None)
+    if type(first).__name__ != "StaticEmbedding" or weight is None:
+        return None
+    return int(weight.shape[0] * weight.shape[1])
+
+
 class TimedSentenceTransformerWrapper(SentenceTransformerEncoderWrapper):
     """mteb's own sentence-transformers wrapper, unchanged except that it records ``encode_stats``.
 
@@ -97,8 +119,22 @@ class TimedSentenceTransformerWrapper(SentenceTransformerEncoderWrapper):
     """
 
     def __init__(self, model: Any, *, name: str | None = None, revision: str | None = None) -> None:
-        super().__init__(model)
+        # mteb counts embedding parameters as len(tokenizer.vocab) x dim; a StaticEmbedding's tokenizer (a
+        # tokenizers.Tokenizer) has no .vocab, so mteb logs "Could not determine vocab size" and leaves the
+        # count empty. Here the table itself gives it; only those two records of mteb's logger are dropped.
+        quiet = _DropRecords("Could not determine vocab size", "Model does not have a recognized architecture")
+        meta_logger = logging.getLogger("mteb.models.model_meta")
+        meta_logger.addFilter(quiet)
+        try:
+            with warnings.catch_warnings():  # mteb 2.26 still calls sentence-transformers 6's renamed method
+                warnings.filterwarnings("ignore", message=r"The `get_sentence_embedding_dimension` method", category=FutureWarning)
+                super().__init__(model)
+        finally:
+            meta_logger.removeFilter(quiet)
         updates: dict[str, Any] = {}
+        table = _static_table_parameters(model)
+        if table is not None and self.mteb_model_meta.n_embedding_parameters is None:
+            updates["n_embedding_parameters"] = table
         if name is not None:
             updates["name"] = name
         if revision is not None:

@@ -9,18 +9,18 @@ short timeout, never with ``--offline`` or ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFL
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
+
+from staticst.errors import TaskDataError
 
 if TYPE_CHECKING:
     from mteb.abstasks import AbsTask
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
 
 HUB_CHECK_TIMEOUT_S = 3.0
 
@@ -29,120 +29,27 @@ class UsageError(ValueError):
     """Bad harness input (e.g. an unknown task name); the message names the value and the fix."""
 
 
-class DataUnavailable(Exception):
-    """A task's data can be had neither from ``--data-dir`` nor from the hub; the message says why."""
+# The loading itself is public API (docs/integrations.md): staticst.integrations.mteb.local_task / load_task_data.
+DataUnavailable = TaskDataError
+"""A task's data can be had neither from ``--data-dir`` nor from the hub; the message says why."""
 
 
 def local_folder(task: AbsTask, data_dir: Path) -> Path:
     """Where a task's local data lives: ``data_dir / <hub dataset name>`` (``mteb/scifact`` -> ``scifact``)."""
-    return data_dir / str(task.metadata.dataset["path"]).rstrip("/").split("/")[-1]
+    from staticst.integrations.mteb import task_data_folder
 
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise DataUnavailable(f"{path}:{lineno} is not valid JSON ({e.msg})") from e
-    if not rows:
-        raise DataUnavailable(f"{path} is empty")
-    return rows
-
-
-def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
-    qrels: dict[str, dict[str, int]] = {}
-    with path.open(encoding="utf-8") as f:
-        header = f.readline().rstrip("\n").split("\t")
-        if header != ["query-id", "corpus-id", "score"]:
-            raise DataUnavailable(
-                f"{path}: expected the BEIR header 'query-id corpus-id score', got {header}"
-            )
-        for line in f:
-            if line.strip():
-                qid, did, score = line.rstrip("\n").split("\t")
-                qrels.setdefault(qid, {})[did] = int(score)
-    return qrels
-
-
-def _load_local_retrieval(task: AbsTaskRetrieval, folder: Path) -> None:
-    from datasets import Dataset
-
-    for name in ("corpus.jsonl", "queries.jsonl"):
-        if not (folder / name).is_file():
-            raise DataUnavailable(f"{folder / name} is missing (retrieval data must be in BEIR format)")
-    corpus_rows = _read_jsonl(folder / "corpus.jsonl")
-    query_rows = _read_jsonl(folder / "queries.jsonl")
-    corpus = Dataset.from_list(
-        [{"id": str(r["_id"]), "title": r.get("title", ""), "text": r["text"]} for r in corpus_rows]
-    )
-    dataset: dict[str, dict[str, Any]] = {"default": {}}
-    for split in task.eval_splits:
-        qrels_path = folder / "qrels" / f"{split}.tsv"
-        if not qrels_path.is_file():
-            raise DataUnavailable(f"{qrels_path} is missing")
-        qrels = _read_qrels(qrels_path)
-        # as mteb's RetrievalDatasetLoader: keep only queries with relevance judgements, in file order
-        queries = Dataset.from_list(
-            [{"id": str(r["_id"]), "text": r["text"]} for r in query_rows if str(r["_id"]) in qrels]
-        )
-        dataset["default"][split] = {
-            "corpus": corpus,
-            "queries": queries,
-            "relevant_docs": qrels,
-            "top_ranked": None,
-        }
-    task.dataset = dataset
-
-
-def _load_local_splits(task: AbsTask, folder: Path) -> None:
-    from datasets import Dataset, DatasetDict
-    from mteb.abstasks.classification import AbsTaskClassification
-
-    needed = list(task.eval_splits)
-    if isinstance(task, AbsTaskClassification) and task.train_split not in needed:
-        needed.append(task.train_split)
-    splits = {}
-    for split in needed:
-        path = folder / f"{split}.jsonl"
-        if not path.is_file():
-            raise DataUnavailable(f"{path} is missing (the task needs splits {needed})")
-        splits[split] = Dataset.from_list(_read_jsonl(path))
-    task.dataset = DatasetDict(splits)
-    task.dataset_transform()
+    return task_data_folder(task, data_dir)
 
 
 def load_local(task: AbsTask, data_dir: Path) -> Path:
-    """Fill ``task.dataset`` from ``data_dir`` in the structure mteb's ``load_data`` would build.
-
-    Args:
-        task: An mteb task (fresh from ``mteb.get_task``).
-        data_dir: Folder holding one sub-folder per hub dataset.
-
-    Returns:
-        The folder the data came from.
+    """Fill ``task.dataset`` from ``data_dir`` (:func:`staticst.integrations.mteb.load_task_data`).
 
     Raises:
-        DataUnavailable: The folder is missing or incomplete, or the task is multilingual (not supported
-            from local files).
+        DataUnavailable: The folder is missing or incomplete, or the task is multilingual.
     """
-    from mteb.abstasks.retrieval import AbsTaskRetrieval
+    from staticst.integrations.mteb import load_task_data
 
-    folder = local_folder(task, data_dir)
-    if not folder.is_dir():
-        raise DataUnavailable(f"no local data at {folder}")
-    if task.metadata.is_multilingual:
-        raise DataUnavailable(
-            f"{task.metadata.name} is multilingual; local data is supported for monolingual tasks only"
-        )
-    if isinstance(task, AbsTaskRetrieval):
-        _load_local_retrieval(task, folder)
-    else:
-        _load_local_splits(task, folder)
-    task.data_loaded = True
-    return folder
+    return load_task_data(task, data_dir)
 
 
 def hub_status(offline: bool, timeout: float = HUB_CHECK_TIMEOUT_S) -> tuple[bool, str]:

@@ -81,9 +81,10 @@ def plot_report(report: dict[str, Any], path: str | Path) -> None:
         ax_margin.bar(x + offset, margin, width, label=_label(r))
     labels = [CATEGORY_LABELS[c].replace(" / ", "/\n").replace(" ", "\n") for c in cats]
     ax_acc.set(title="Probe accuracy (%)", ylim=(0, 105), xticks=x, xticklabels=labels)
-    ax_acc.axhline(50, color="grey", linewidth=0.8, linestyle=":")
+    ax_acc.axhline(50, color="grey", linewidth=0.8, linestyle=":", label="chance (50%)")
     ax_margin.set(title="Mean margin  cos(a,pos) - cos(a,neg)", xticks=x, xticklabels=labels)
-    ax_margin.axhline(0, color="black", linewidth=0.8)
+    zero = ax_margin.axhline(0, color="black", linewidth=0.8, label="0: positive and negative equally close")
+    ax_margin.legend(handles=[zero], fontsize=8, loc="upper right")
     ax_acc.legend(fontsize=8, loc="upper left")
     fig.savefig(str(path), dpi=120)
 

@@ -290,6 +290,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     ap.add_argument("--model-revision", default=None, help="revision recorded in ModelMeta for --model")
     ap.add_argument(
+        "--family",
+        choices=["sentence-transformers", "model2vec"],
+        default=None,
+        help="the reference whose rules staticst applies (default sentence-transformers'; model2vec reproduces its published scores)",
+    )
+    ap.add_argument(
         "--paper-tables",
         type=Path,
         default=None,
@@ -336,7 +342,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             logger.warning("%s: not run: data unavailable (%s)", p.name, p.unavailable)
     args.output.mkdir(parents=True, exist_ok=True)
     runs: dict[str, ModelRun] = {}
-    static = load_static_encoder(args.model, args.model_name, args.model_revision)
+    static = load_static_encoder(args.model, args.model_name, args.model_revision, family=args.family)
     runs["static"] = run_model("static", static, tasks, args.output, args.seed, args.batch_size)
     if args.baseline:
         runs["baseline"] = run_model(

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from staticst import util
+from staticst import distill, util
 from staticst._version import __version__
 from staticst.corpus import embed_corpus, encode_iter
 from staticst.errors import (
@@ -24,11 +24,14 @@ from staticst.errors import (
     NonFiniteEmbeddingError,
     PoolingOverflowError,
     StaticSTError,
+    TaskDataError,
+    TokenizerError,
     UnknownLayoutError,
     VocabularyMismatchError,
 )
 from staticst.model import StaticSentenceTransformer
 from staticst.model_card import ModelCardData
+from staticst.modules import Normalize, StaticEmbedding
 from staticst.persistence.hub import BUILTIN_MODEL_ID
 from staticst.pooling import PoolingConfig
 from staticst.static_model import StaticModel
@@ -47,15 +50,20 @@ __all__ = [
     "ModelLoadError",
     "ModelNotFoundError",
     "NonFiniteEmbeddingError",
+    "Normalize",
     "PoolingConfig",
     "PoolingOverflowError",
+    "StaticEmbedding",
     "StaticModel",
     "StaticSTError",
     "StaticSentenceTransformer",
+    "TaskDataError",
+    "TokenizerError",
     "TokenizerSettings",
     "UnknownLayoutError",
     "VocabularyMismatchError",
     "__version__",
+    "distill",
     "embed_corpus",
     "encode_iter",
     "util",

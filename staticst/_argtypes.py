@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["port", "positive_int"]
+__all__ = ["port", "positive_int", "shard"]
 
 
 def positive_int(value: str) -> int:
@@ -35,3 +35,19 @@ def port(value: str) -> int:
     if not 0 <= number <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port number 0..65535, got {value!r}")
     return number
+
+
+def shard(value: str) -> tuple[int, int]:
+    """The ``type=`` of ``--shard``: ``i/n`` with ``0 <= i < n`` (this machine's part of the input).
+
+    Raises:
+        argparse.ArgumentTypeError: ``value`` is not two integers ``i/n`` with ``0 <= i < n``.
+    """
+    try:
+        index_text, count_text = value.split("/")
+        index, count = int(index_text), int(count_text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/n with 0 <= i < n (e.g. 0/4 ... 3/4), got {value!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"expected i/n with 0 <= i < n (e.g. 0/4 ... 3/4), got {value!r}")
+    return index, count

@@ -25,17 +25,20 @@ __all__ = [
     "check_device",
     "check_encode_options",
     "check_init_options",
+    "check_kernel_options",
     "check_positive",
     "check_token_embeddings",
     "check_truncate_dim",
     "convert_output",
     "has_pairs",
+    "import_torch",
     "input_length",
     "initial_prompts",
     "invalid_text",
     "prompted",
     "renamed_inputs",
     "resolve_prompt",
+    "unsupported_modality",
     "warn_non_cpu_workers",
     "warn_once",
 ]
@@ -124,41 +127,91 @@ def check_init_options(
     return token
 
 
+def check_kernel_options(use_kernels: bool, kernel_config: Any, backend: str) -> tuple[bool, Any]:
+    """sentence-transformers 6.3's checks of ``use_kernels`` / ``kernel_config``; returns the pair to keep.
+
+    ``kernel_config`` must be a ``transformers.KernelConfig`` (checked by type name: transformers is not
+    imported) and implies ``use_kernels``; kernels need the torch backend. Neither has an effect on a static
+    model (sentence-transformers applies them to a transformer backbone, which a static model has none of).
+
+    Raises:
+        ValueError: ``use_kernels`` (or a ``kernel_config``) with a backend other than ``"torch"``.
+        TypeError: A ``kernel_config`` that is not a ``transformers.KernelConfig``.
+    """
+    use = bool(use_kernels) or kernel_config is not None
+    if use and backend != "torch":
+        raise ValueError("use_kernels and kernel_config require the torch backend")
+    if kernel_config is not None:
+        kind = type(kernel_config)
+        if not (
+            kind.__module__.split(".")[0] == "transformers" and any(c.__name__ == "KernelConfig" for c in kind.__mro__)
+        ):
+            raise TypeError("kernel_config must be a transformers.KernelConfig")
+        import copy
+
+        kernel_config = copy.deepcopy(kernel_config)
+    return use, kernel_config
+
+
 def initial_prompts(
     st_config: Mapping[str, Any], prompts: Mapping[str, str] | None, default_prompt_name: str | None
 ) -> tuple[dict[str, str], str | None]:
-    """The prompts and default prompt name of a loaded model: saved ones, overridden by the constructor's.
+    """The prompts and default prompt name of a loaded model, merged as sentence-transformers 6.3 merges them.
+
+    ``{"query": ..., "document": ...}`` placeholders, then the constructor's prompts, then the saved ones for
+    names not set yet (a saved ``query`` / ``document`` fills a placeholder); placeholders left empty become
+    ``""``. The constructor's default prompt name wins over the saved one.
 
     Raises:
-        ValueError: The default prompt name is not one of the prompts.
+        ValueError: The default prompt name is not one of the prompts (sentence-transformers' message).
     """
-    merged: dict[str, str] = {"query": "", "document": ""}
-    merged.update({str(k): str(v) for k, v in dict(st_config.get("prompts") or {}).items() if v is not None})
+    merged: dict[str, str | None] = {"query": None, "document": None}
     if prompts:
         merged.update(prompts)
+    for name, text in dict(st_config.get("prompts") or {}).items():
+        if (name not in merged or merged[name] is None) and text is not None:
+            merged[str(name)] = str(text)
+    final = {name: "" if text is None else text for name, text in merged.items()}
     default = default_prompt_name if default_prompt_name is not None else st_config.get("default_prompt_name")
-    if default is not None and default not in merged:
+    if default is not None and default not in final:
         raise ValueError(
-            f"Default prompt name {default!r} is not in the prompts {sorted(merged)}. "
-            "Add it to `prompts` or pick one of those names."
+            f"Default prompt name '{default}' not found in the configured prompts dictionary with keys "
+            f"{list(final.keys())!r}."
         )
-    return merged, default
+    return final, default
 
 
 def check_encode_options(
-    model_name: str, batch_size: Any, precision: Any, output_value: Any, kwargs: dict[str, Any]
+    model_name: str,
+    batch_size: Any,
+    precision: Any,
+    output_value: Any,
+    kwargs: dict[str, Any],
+    model_kwargs: Sequence[str] = (),
 ) -> None:
     """The checks ``encode`` makes of its options (as sentence-transformers makes them).
+
+    Args:
+        model_name: The class name the messages give (sentence-transformers': ``"SentenceTransformer"``).
+        batch_size: ``encode``'s ``batch_size``.
+        precision: ``encode``'s ``precision``.
+        output_value: ``encode``'s ``output_value``.
+        kwargs: ``encode``'s extra keyword arguments.
+        model_kwargs: The extra keyword arguments the model's modules take (``get_model_kwargs()``).
 
     Raises:
         ValueError: An unknown keyword argument, a bad ``batch_size``, ``precision`` or ``output_value``.
     """
-    unused = set(kwargs) - _ENCODE_KWARGS
+    unused = set(kwargs) - _ENCODE_KWARGS - set(model_kwargs)
     if unused:
         raise ValueError(
             f"{model_name}.encode() has been called with additional keyword arguments that this model "
-            f"does not use: {sorted(unused)}. As per {model_name}.get_model_kwargs(), this model does "
-            "not accept any additional keyword arguments."
+            f"does not use: {sorted(unused)}. "
+            + (
+                f"As per {model_name}.get_model_kwargs(), the valid additional keyword arguments are: {list(model_kwargs)}."
+                if model_kwargs
+                else f"As per {model_name}.get_model_kwargs(), this model does not accept any additional keyword arguments."
+            )
         )
     if kwargs.get("processing_kwargs"):
         warn_once("encode:processing_kwargs", "processing_kwargs has no effect on a static model.")
@@ -192,7 +245,13 @@ def resolve_prompt(
 
     Raises:
         ValueError: ``prompt_name`` is not a key of ``prompts``.
+        TypeError: ``prompt`` is not a string.
     """
+    if prompt is not None and not isinstance(prompt, str):
+        raise TypeError(
+            f"prompt must be a str (the text put before every input) or None, got {type(prompt).__name__}: "
+            f"{prompt!r:.80}. Pass the text itself, e.g. prompt='query: ', or a prompt_name."
+        )
     if prompt is None:
         if prompt_name is not None:
             if prompt_name not in prompts:
@@ -232,6 +291,9 @@ def as_texts(inputs: Any) -> tuple[list[Any], bool]:
     if isinstance(inputs, np.ndarray):
         pairs = inputs.ndim == 2 and inputs.shape[1] == 2
         if not (inputs.ndim == 1 or pairs) or inputs.dtype.kind not in "UO":
+            error = unsupported_modality([inputs]) if inputs.dtype.kind not in "UO" else None
+            if error is not None:
+                raise error
             raise TypeError(
                 f"encode() takes a str, a 1-D array of str or an (n, 2) array of text pairs; got an array of "
                 f"{inputs.dtype} {inputs.shape}."
@@ -249,12 +311,95 @@ def as_texts(inputs: Any) -> tuple[list[Any], bool]:
     elif isinstance(inputs, Sequence) and not isinstance(inputs, (bytes, bytearray, memoryview)):
         texts = list(inputs)
     else:
+        error = unsupported_modality([inputs])
+        if error is not None:
+            raise error
         hint = " (pick its column: df['text'])" if type(inputs).__name__ == "DataFrame" else ""
-        hint = " (decode it first: data.decode('utf-8'))" if isinstance(inputs, (bytes, bytearray, memoryview)) else hint
+        hint = (
+            " (decode it first: data.decode('utf-8'))" if isinstance(inputs, (bytes, bytearray, memoryview)) else hint
+        )
         raise TypeError(f"encode() takes a str or a list of str, got {type(inputs).__name__}{hint}.")
     if not all(issubclass(kind, str) for kind in set(map(type, texts))):  # one C-level pass over texts
+        error = unsupported_modality(texts)
+        if error is not None:
+            raise error
         texts = [_as_pair(i, t) for i, t in enumerate(texts)]
     return texts, False
+
+
+_MULTIMODAL_KEYS = ("audio", "image", "text", "video")
+
+
+def _modality(item: Any) -> str | tuple[str, ...] | None:
+    """sentence-transformers' modality of an ``encode`` input (``None``: not an input it recognises)."""
+    kind = type(item)
+    if any(c.__module__.startswith("PIL.") and c.__name__ == "Image" for c in kind.__mro__):
+        return "image"
+    if isinstance(item, dict):
+        if "role" in item and "content" in item:
+            return "message"
+        if "array" in item:
+            return "audio" if "sampling_rate" in item else "video" if "video_metadata" in item else None
+        if not item or set(item) - set(_MULTIMODAL_KEYS):
+            return None
+        return next(iter(item)) if len(item) == 1 else tuple(sorted(item))
+    if isinstance(item, list) and item and isinstance(item[0], dict) and "role" in item[0] and "content" in item[0]:
+        return "message"
+    ndim = getattr(item, "ndim", None) if (isinstance(item, np.ndarray) or kind.__module__ == "torch") else None
+    if ndim is not None:
+        return {1: "audio", 2: "audio", 3: "image", 4: "video", 5: "video"}.get(int(ndim))
+    return None
+
+
+def unsupported_modality(items: Sequence[Any], owner: str = "SentenceTransformer") -> ValueError | None:
+    """sentence-transformers' error for a batch holding images, audio, video or chat messages (``None`` otherwise).
+
+    A static model takes text only; the messages are sentence-transformers 6.3's (``raise_unsupported_modality_error``
+    with the source ``"SentenceTransformer model"``).
+    """
+    found: list[str | tuple[str, ...]] = []
+    for item in items:
+        if isinstance(item, str) or (
+            isinstance(item, (tuple, list)) and len(item) == 2 and all(isinstance(x, str) for x in item)
+        ):
+            found.append("text")
+            continue
+        modality = _modality(item)
+        if modality is None:
+            return None
+        found.append(modality)
+    kinds = set(found)
+    if kinds <= {"text"}:
+        return None
+    source = f"{owner} model"
+
+    def name(m: str | tuple[str, ...]) -> str:
+        return "+".join(m) if isinstance(m, tuple) else m
+
+    if len(kinds) == 1:
+        (modality,) = kinds
+        if modality == "message":
+            return ValueError(
+                f"This {source} does not support chat-style 'message' inputs (dicts or lists of dicts with "
+                "'role' and 'content'). Supported modalities: text."
+            )
+        if isinstance(modality, tuple) and all(part == "text" for part in modality):
+            return ValueError(
+                f"This {source} supports {' and '.join(modality)} individually, but cannot combine them in a single "
+                "input. Encode each modality separately (one call per modality)."
+            )
+        return ValueError(f"Modality '{name(modality)}' is not supported by this {source}. Supported modalities: text.")
+    if "message" in kinds:
+        return ValueError(
+            f"This {source} does not support chat-style 'message' inputs (dicts or lists of dicts with 'role' and "
+            "'content'), which this batch mixes with other modalities. Supported modalities: text."
+        )
+    present = ", ".join(sorted(name(m) for m in kinds))
+    parts = sorted({p for m in kinds for p in (m if isinstance(m, tuple) else (m,))} - {"text"})
+    return ValueError(
+        f"This batch mixes multiple modalities ({present}), but this {source} does not support "
+        f"{', '.join(parts)}. Supported modalities: text."
+    )
 
 
 def _as_pair(i: int, item: Any) -> Any:
@@ -331,7 +476,7 @@ def invalid_text(texts: Sequence[Any]) -> ValueError | None:
     return None
 
 
-def _import_torch() -> Any:
+def import_torch() -> Any:
     try:
         import torch
     except ImportError as exc:
@@ -359,7 +504,7 @@ def convert_output(
     if n and precision and precision != "float32":
         result = util.quantize_embeddings(emb, precision=precision)
     if convert_to_tensor or not convert_to_numpy:
-        torch = _import_torch()
+        torch = import_torch()
         if convert_to_tensor:
             result = torch.as_tensor(result) if n else torch.tensor([])
         else:

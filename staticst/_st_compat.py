@@ -10,21 +10,22 @@ vectors come from :class:`staticst.engine.Embedder`.
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tokenizers import Tokenizer
 
+from staticst._pairs import token_ids
 from staticst._st_args import as_texts, input_length, invalid_text, prompted, warn_once
 from staticst.engine import Embedder
+from staticst.modules import Module, Normalize
 from staticst.persistence.hub import BUILTIN_MODEL_PATH
 from staticst.persistence.load import ModelParts, read_model
 
-__all__ = ["CPUDevice", "NormalizeModule", "STCompatMixin", "StaticEmbeddingModule"]
+__all__ = ["CPUDevice", "STCompatMixin", "token_ids"]  # token_ids: re-exported from staticst._pairs
 
 logger = logging.getLogger("staticst.model")
 
@@ -66,49 +67,16 @@ class CPUDevice(str):
         return (CPUDevice, ())
 
 
-@dataclass(frozen=True)
-class StaticEmbeddingModule:
-    """What ``model[0]`` is: a read-only view of the model's input module, as ST's ``StaticEmbedding`` exposes it.
-
-    Attributes:
-        tokenizer: The model's ``tokenizers.Tokenizer``.
-        embedding_dim: Width of the table.
-        num_embeddings: Rows of the table (the token ids it covers).
-        weight: The embedding table (numpy; ST holds it as ``embedding.weight``).
-    """
-
-    tokenizer: Tokenizer
-    embedding_dim: int
-    num_embeddings: int
-    weight: np.ndarray
-
-    @property
-    def max_seq_length(self) -> float:
-        """``math.inf``, as ST's ``StaticEmbedding`` reports."""
-        return float("inf")
-
-    def get_embedding_dimension(self) -> int:
-        """Width of the table."""
-        return self.embedding_dim
-
-    def get_sentence_embedding_dimension(self) -> int:
-        """Width of the table (older ST name)."""
-        return self.embedding_dim
-
-
-@dataclass(frozen=True)
-class NormalizeModule:
-    """What ``model[1]`` is on a model whose output is L2-normalised (ST's ``Normalize`` module)."""
-
-
 class STCompatMixin:
     """The torch-model surface of the facade (see the module docstring)."""
 
     _engine: Embedder
     _parts: ModelParts
-    model_path: Path
-    model_id: str
+    model_path: Path | None
+    model_id: str | None
     model_card_data: Any
+    _st_modules: list[Module]
+    _module_names: list[str]
     training: bool = False
 
     # ------------------------------------------------------------------ pickling
@@ -123,19 +91,20 @@ class STCompatMixin:
         state = self.__dict__.copy()
         engine: Embedder = state.pop("_engine")
         state.pop("_pair_tokenizer", None)
-        state["_engine_state"] = (engine.kernel_request, engine.threads, engine.settings, engine.pooling)
-        if Path(self.model_path) == BUILTIN_MODEL_PATH:
+        state.pop("_worker_tmp", None)
+        state["_engine_state"] = (engine.kernel_request, engine.threads, engine.settings, engine.pooling, engine.family)
+        if self.model_path is not None and Path(self.model_path) == BUILTIN_MODEL_PATH:
             state["_parts"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Rebuild the engine from the pickled parts and settings (see :meth:`__getstate__`)."""
-        kernel, threads, settings, pooling = state.pop("_engine_state")
+        kernel, threads, settings, pooling, family = state.pop("_engine_state")
         if state["_parts"] is None:
             state["_parts"] = read_model(BUILTIN_MODEL_PATH)
             state["model_path"] = BUILTIN_MODEL_PATH
         self.__dict__.update(state)
-        engine = Embedder.from_parts(self._parts, kernel=kernel, threads=threads)
+        engine = Embedder.from_parts(self._parts, kernel=kernel, threads=threads, family=family)
         self._engine = engine.with_settings(settings, pooling)
 
     # ------------------------------------------------------------------ torch module calls
@@ -168,7 +137,9 @@ class STCompatMixin:
 
     def half(self) -> Any:
         """No effect, with a warning once: vectors stay float32 (cast them with ``.astype(np.float16)``)."""
-        warn_once("half", "staticst computes in float32; .half() has no effect. Cast the output: emb.astype(np.float16).")
+        warn_once(
+            "half", "staticst computes in float32; .half() has no effect. Cast the output: emb.astype(np.float16)."
+        )
         return self
 
     def bfloat16(self) -> Any:
@@ -187,27 +158,61 @@ class STCompatMixin:
         """No effect: there are no gradients."""
         return self
 
-    def _modules_list(self) -> list[StaticEmbeddingModule | NormalizeModule]:
-        engine = self._engine
-        first = StaticEmbeddingModule(
-            tokenizer=engine.tokenizer.tokenizer,
-            embedding_dim=engine.dim,
-            num_embeddings=int(engine.table.shape[0]),
-            weight=engine.table,
-        )
-        return [first, NormalizeModule()] if engine.pooling.normalize else [first]
+    # ------------------------------------------------------------------ modules
 
-    def __getitem__(self, index: int) -> StaticEmbeddingModule | NormalizeModule:
-        """``model[0]``: the input module (tokenizer, table); ``model[1]``: ``Normalize`` when the output is normalised."""
-        return self._modules_list()[index]
+    def _refresh_normalize(self) -> None:
+        """Pool with normalisation exactly when a ``Normalize`` module follows the input module (as ST runs them)."""
+        normalize = any(isinstance(m, Normalize) for m in self._st_modules[1:])
+        if normalize != self._engine.pooling.normalize:
+            self._engine = self._engine.with_settings(
+                pooling=dataclasses.replace(self._engine.pooling, normalize=normalize)
+            )
+
+    def __getitem__(self, index: int) -> Module:
+        """``model[0]``: the input :class:`~staticst.StaticEmbedding`; ``model[1]``: :class:`~staticst.Normalize` if any."""
+        return self._st_modules[index]
 
     def __len__(self) -> int:
         """The number of modules, as ST counts them (``StaticEmbedding``, plus ``Normalize`` when normalised)."""
-        return len(self._modules_list())
+        return len(self._st_modules)
 
-    def __iter__(self) -> Iterator[StaticEmbeddingModule | NormalizeModule]:
+    def __iter__(self) -> Iterator[Module]:
         """The modules (see :meth:`__getitem__`)."""
-        return iter(self._modules_list())
+        return iter(list(self._st_modules))
+
+    def children(self) -> Iterator[Module]:
+        """The modules in order (``nn.Module.children``)."""
+        return iter(list(self._st_modules))
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """``(name, module)`` pairs, named ``"0"``, ``"1"``, ... as ST names them (``nn.Module.named_children``)."""
+        return iter(list(zip(self._module_names, self._st_modules, strict=True)))
+
+    def add_module(self, name: str, module: Any) -> None:
+        """Append a module after the last one (``nn.Module.add_module``): a :class:`~staticst.Normalize`.
+
+        Raises:
+            TypeError: ``module`` is not a ``Normalize`` module (a static model runs its input module and an
+                optional ``Normalize``, nothing else).
+            KeyError: A module of that name exists already.
+        """
+        if type(module).__name__ != "Normalize":
+            raise TypeError(
+                f"add_module({name!r}, {type(module).__name__}): a static model runs its StaticEmbedding followed by "
+                "an optional Normalize; pass staticst.Normalize()."
+            )
+        if str(name) in self._module_names:
+            raise KeyError(f"attribute {name!r} already exists")
+        self._st_modules.append(module if isinstance(module, Normalize) else Normalize())
+        self._module_names.append(str(name))
+        self._refresh_normalize()
+
+    def get_model_kwargs(self) -> list[str]:
+        """Extra ``encode`` keyword arguments the modules take (their ``forward_kwargs``): none for a static model."""
+        kwargs: set[str] = set()
+        for module in self._st_modules:
+            kwargs.update(getattr(module, "forward_kwargs", ()))
+        return list(kwargs)
 
     # ------------------------------------------------------------------ inputs
 
@@ -234,50 +239,11 @@ class STCompatMixin:
         ids, offsets = self._ids(prompted(prompt, items))
         return {"input_ids": ids, "offsets": offsets[:-1]}
 
-    # ------------------------------------------------------------------ pairs and token ids
-
-    def _pair_ids(self, pairs: list[tuple[str, str]]) -> list[np.ndarray]:
-        """The ids of text pairs: both texts in one encoding, under the model's token limit.
-
-        sentence-transformers family: the tokenizer's own pair encoding (``add_special_tokens=False``), with
-        its truncation; model2vec family (which has no pairs): each text under the model2vec rules, joined.
-        """
-        engine = self._engine
-        if engine.family.name != "sentence-transformers":
-            flat = [t for pair in pairs for t in pair]
-            ids, offsets = engine.tokenize(flat)
-            return [ids[offsets[2 * i] : offsets[2 * i + 2]] for i in range(len(pairs))]
-        key = (engine.settings.max_length, engine.settings.truncation_side)
-        cached = self.__dict__.get("_pair_tokenizer")
-        if cached is None or cached[0] != key:
-            tokenizer = Tokenizer.from_str(engine.tokenizer.tokenizer.to_str())
-            tokenizer.no_padding()
-            tokenizer.no_truncation()
-            if key[0] is not None:
-                tokenizer.enable_truncation(key[0], direction=key[1])
-            cached = (key, tokenizer)
-            self.__dict__["_pair_tokenizer"] = cached
-        tokenizer = cached[1]
-        encodings = tokenizer.encode_batch(pairs, add_special_tokens=False)
-        return [np.asarray(e.ids, dtype=np.int64) for e in encodings]
+    # ------------------------------------------------------------------ token ids
 
     def _ids(self, items: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         """Flat ids and ``len(items) + 1`` offsets of texts and text pairs, as :meth:`_embed_items` pools them."""
-        engine = self._engine
-        pair_at = [i for i, t in enumerate(items) if not isinstance(t, str)]
-        if not pair_at:
-            return engine.tokenize(items)
-        singles = [i for i, t in enumerate(items) if isinstance(t, str)]
-        ids_s, off_s = engine.tokenize([items[i] for i in singles])
-        per_item: list[np.ndarray] = [np.empty(0, np.int64)] * len(items)
-        for k, i in enumerate(singles):
-            per_item[i] = ids_s[off_s[k] : off_s[k + 1]]
-        for i, ids in zip(pair_at, self._pair_ids([items[i] for i in pair_at]), strict=True):
-            per_item[i] = ids
-        offsets = np.zeros(len(items) + 1, dtype=np.int64)
-        np.cumsum([len(x) for x in per_item], out=offsets[1:])
-        flat = np.concatenate(per_item) if per_item else np.empty(0, np.int64)
-        return flat.astype(np.int64, copy=False), offsets
+        return token_ids(self._engine, items, self.__dict__)
 
     def _embed_items(self, items: list[Any]) -> np.ndarray:
         """Model vectors of a batch holding text pairs (texts alone go through the engine's fast path)."""
@@ -290,25 +256,30 @@ class STCompatMixin:
                 raise
             raise error from exc
 
-    def _output_dicts(self, raw: list[Any], items: list[Any], emb: np.ndarray, batch_size: int) -> list[dict[str, Any]]:
-        """``output_value=None``: per input, the dict sentence-transformers returns, with numpy values.
+    def _output_dicts(
+        self, raw: list[Any], items: list[Any], emb: np.ndarray, batch_size: int, as_tensors: bool
+    ) -> list[dict[str, Any]]:
+        """``output_value=None``: per input, the dict sentence-transformers returns.
 
         sentence-transformers runs inputs longest first in batches of ``batch_size``; each dict holds the
         batch's ``input_ids`` (the input's own id when the batch has as many ids as inputs), the input's
         ``offsets`` entry within its batch, and its ``sentence_embedding`` (after ``truncate_dim``, before
-        ``normalize_embeddings``, as in ST).
+        ``normalize_embeddings``, as in ST). Values are numpy, or torch tensors (as ST's) when ``as_tensors``
+        (the caller asked for tensors: ``convert_to_tensor=True`` or ``convert_to_numpy=False``).
         """
+        convert = _torch_converter() if as_tensors else None
         order = np.argsort([-input_length(t) for t in raw])
         out: list[dict[str, Any]] = [{} for _ in raw]
         for start in range(0, len(order), batch_size):
             batch = [int(i) for i in order[start : start + batch_size]]
             ids, offsets = self._ids([items[i] for i in batch])
             for j, i in enumerate(batch):
-                out[i] = {
+                item = {
                     "input_ids": ids[j] if len(ids) == len(batch) else ids,
                     "offsets": offsets[j],
                     "sentence_embedding": emb[i],
                 }
+                out[i] = {k: convert(v) for k, v in item.items()} if convert is not None else item
         return out
 
     # ------------------------------------------------------------------ hub
@@ -374,7 +345,28 @@ class STCompatMixin:
             describe=describe,
         )
 
-    def save_to_hub(
+    def save_to_hub(self, *args: Any, **kwargs: Any) -> str:
+        """Deprecated alias of :meth:`push_to_hub`, with sentence-transformers 6.3's argument handling.
+
+        ``save_to_hub(repo_id, organization=None, token=None, private=None, safe_serialization=True,
+        commit_message="Add new model.", local_model_path=None, exist_ok=False, replace_model_card=False,
+        train_datasets=None)``; the older ``repo_name=`` keyword and the positional order from before ``token``
+        existed (``repo_id, organization, private, ...``) are taken, with sentence-transformers' warnings.
+
+        Raises:
+            ValueError: ``organization`` disagrees with the organisation in ``repo_id`` (sentence-transformers' message).
+        """
+        repo_name = kwargs.pop("repo_name", None)
+        if repo_name and "repo_id" not in kwargs:
+            logger.warning(
+                "Providing a `repo_name` keyword argument to `save_to_hub` is deprecated. Please use `repo_id` instead."
+            )
+            kwargs["repo_id"] = repo_name
+        if len(args) >= 2:  # positional arguments from before `token` was added
+            args = (*args[:2], None, *args[2:])
+        return self._save_to_hub(*args, **kwargs)
+
+    def _save_to_hub(
         self,
         repo_id: str,
         organization: str | None = None,
@@ -387,21 +379,23 @@ class STCompatMixin:
         replace_model_card: bool = False,
         train_datasets: list[str] | None = None,
     ) -> str:
-        """Deprecated alias of :meth:`push_to_hub`, with sentence-transformers' ``organization`` handling.
-
-        Raises:
-            ValueError: ``organization`` disagrees with the organisation in ``repo_id``.
-        """
         logger.warning(
             "The `save_to_hub` method is deprecated and will be removed in a future version of SentenceTransformers."
             " Please use `push_to_hub` instead for future model uploads."
         )
         if organization:
             if "/" not in repo_id:
+                logger.warning(
+                    f'Providing an `organization` to `save_to_hub` is deprecated. Please use `repo_id="{organization}/{repo_id}"` instead.'
+                )
                 repo_id = f"{organization}/{repo_id}"
             elif repo_id.split("/")[0] != organization:
                 raise ValueError(
-                    f"organization={organization!r} does not match repo_id={repo_id!r}: pass repo_id='org/name' only."
+                    "Providing an `organization` to `save_to_hub` is deprecated. Please use `repo_id` instead."
+                )
+            else:
+                logger.warning(
+                    f'Providing an `organization` to `save_to_hub` is deprecated. Please use `repo_id="{repo_id}"` instead.'
                 )
         return self.push_to_hub(
             repo_id=repo_id,
@@ -414,6 +408,18 @@ class STCompatMixin:
             replace_model_card=replace_model_card,
             train_datasets=train_datasets,
         )
+
+
+def _torch_converter() -> Any:
+    """Return a numpy array or scalar -> torch tensor converter (imports torch: only when the caller asked for tensors)."""
+    from staticst._st_args import import_torch
+
+    torch = import_torch()
+
+    def convert(value: Any) -> Any:
+        return torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else torch.tensor(value)
+
+    return convert
 
 
 def _pr_description(name: str, architecture: str, repo_id: str) -> str:
@@ -441,4 +447,3 @@ model = {name}(
 )
 ```
 """
-

@@ -6,7 +6,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +41,33 @@ class STSaveMixin:
 
     _engine: Embedder
     _parts: ModelParts
-    model_path: Path
-    model_id: str
+    model_path: Path | None
+    model_id: str | None
     model_card_data: Any
     prompts: dict[str, str]
     default_prompt_name: str | None
-    _similarity_fn_name: str | None
+    truncate_dim: int | None
+    similarity_fn_name: str
+    model_type: str
 
-    def start_multi_process_pool(self, target_devices: list[str] | None = None, timeout: float = 60.0) -> dict[str, Any]:
+    def _worker_folder(self) -> str:
+        """The folder worker processes load the model from: its own, or (a model built from modules) a saved copy.
+
+        The copy is written once, into a temporary folder removed when the model is garbage-collected.
+        """
+        if self.model_path is not None:
+            return str(self.model_path)
+        folder: str | None = self.__dict__.get("_worker_tmp")
+        if folder is None or not Path(folder).is_dir():
+            folder = tempfile.mkdtemp(prefix="staticst-pool-")
+            weakref.finalize(self, shutil.rmtree, folder, ignore_errors=True)
+            self.save(folder, create_model_card=False)
+            self.__dict__["_worker_tmp"] = folder
+        return folder
+
+    def start_multi_process_pool(
+        self, target_devices: list[str] | None = None, timeout: float = 60.0
+    ) -> dict[str, Any]:
         """Start worker processes that ``encode(..., pool=pool)`` spreads large inputs over.
 
         The sentence-transformers API: a dict with ``"input"`` / ``"output"`` queues and ``"processes"``.
@@ -66,7 +89,7 @@ class STSaveMixin:
 
         if isinstance(target_devices, (list, tuple)):
             warn_non_cpu_workers(target_devices)
-        return start_pool(str(self.model_path), target_devices, timeout)
+        return start_pool(self._worker_folder(), target_devices, timeout)
 
     @staticmethod
     def stop_multi_process_pool(pool: dict[str, Any]) -> None:
@@ -75,7 +98,9 @@ class STSaveMixin:
 
         stop_pool(pool)
 
-    def save(self, path: str | os.PathLike[str], model_name: str | None = None, create_model_card: bool = True, **kwargs: Any) -> None:
+    def save(
+        self, path: str | os.PathLike[str], model_name: str | None = None, create_model_card: bool = True, **kwargs: Any
+    ) -> None:
         """Save to a folder that staticst, model2vec and sentence-transformers all load.
 
         A model of the model2vec family is written in the model2vec layout (``config.json`` +
@@ -96,13 +121,15 @@ class STSaveMixin:
             saved_tokenizer.enable_truncation(**self._parts.truncation)
         if self._parts.padding:
             saved_tokenizer.enable_padding(**self._parts.padding)
-        st_config = {
+        st_config: dict[str, Any] = {
             "__version__": {"staticst": __version__},
-            "model_type": "SentenceTransformer",
+            "model_type": self.model_type,
             "prompts": self.prompts,
             "default_prompt_name": self.default_prompt_name,
-            "similarity_fn_name": self._similarity_fn_name,
+            "similarity_fn_name": self.similarity_fn_name,  # as ST: reading it sets the default ("cosine")
         }
+        if self.truncate_dim is not None:
+            st_config["truncate_dim"] = self.truncate_dim
         if model_name:  # as ST's save: the card's usage snippet (this save's and later ones') loads this id
             self.model_card_data.model_id = model_name
         card = None
@@ -124,6 +151,19 @@ class STSaveMixin:
             st_config=st_config,
         )
         write_model(Path(path), model, card)
+        self._save_extra_modules(Path(path))
+
+    def _save_extra_modules(self, folder: Path) -> None:
+        """Modules after the first ``Normalize`` (added with ``add_module``), saved as ``<i>_Normalize`` as ST saves them."""
+        modules = list(getattr(self, "_st_modules", ()))
+        if len(modules) <= 2:
+            return
+        listing = json.loads((folder / "modules.json").read_text(encoding="utf-8"))
+        for i, module in enumerate(modules[2:], start=2):
+            name = f"{i}_{type(module).__name__}"
+            module.save(folder / name)
+            listing.append({"idx": i, "name": str(i), "path": name, "type": "sentence_transformers.models.Normalize"})
+        (folder / "modules.json").write_text(json.dumps(listing, indent=2), encoding="utf-8")
 
     def save_pretrained(self, path: str | os.PathLike[str], model_name: str | None = None, **kwargs: Any) -> None:
         """Alias of :meth:`save`."""

@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from copy import copy as _shallow_copy
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -23,8 +23,9 @@ from staticst import kernel as _kernels
 from staticst.errors import PoolingOverflowError
 from staticst.families import Family
 from staticst.persistence.load import ModelParts, read_model
-from staticst.pooling import PoolingConfig, pool, pool_one
+from staticst.pooling import PoolingConfig, float64_means, pool, pool_one
 from staticst.tokenization import TextTokenizer, TokenizerSettings
+from staticst.tokenization.reloadable import RELEASE_MIN_VOCAB, ReloadableTokenizer
 
 __all__ = ["ENCODE_STEP", "ENCODE_STEP_CHARS", "GATHER_COPY_TOKENS", "Embedder", "steps"]
 
@@ -61,21 +62,132 @@ def steps(texts: Sequence[str]) -> list[int]:
     return bounds
 
 
+def _release_large(text_tokenizer: TextTokenizer) -> None:
+    """Release a large tokenizer's memory: the native pipeline tokenizes every text (a later use rebuilds it)."""
+    tokenizer = text_tokenizer.tokenizer
+    if isinstance(tokenizer, ReloadableTokenizer) and tokenizer.loaded and text_tokenizer.vocab_size >= RELEASE_MIN_VOCAB:
+        tokenizer.release()
+        _kernels.trim_heap()  # else glibc keeps the freed pages: the process would not shrink
+
+
 class _Shared:
     """State shared by an embedder and its :meth:`Embedder.with_settings` copies."""
 
-    __slots__ = ("gather_table", "words")
+    __slots__ = ("gather_table", "pipeline", "words")
 
     def __init__(self) -> None:
         self.gather_table: np.ndarray | None = None
         self.words: Any = None  # the native word table, made with the first native kernel
+        self.pipeline: tuple[Any, str] | None = None  # the tokenizer compiled for the kernel (or why not), once
+
+
+class Backend(Protocol):
+    """How an engine turns texts into ids and vectors: the numpy path or the native kernel, chosen once per engine.
+
+    Each method gets the engine (its table, tokenizer and pooling settings in force): a backend holds no model
+    state of its own beyond the compiled kernel, so an engine's settings copies can share one.
+    """
+
+    name: str
+
+    def tokenize(self, engine: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The ids pooled for ``texts``: ``(flat int64 ids, offsets)``."""
+        ...
+
+    def embed_counted(self, engine: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        """``(len(texts), dim)`` float32 vectors and the number of ids pooled (raises FloatingPointError on overflow)."""
+        ...
+
+    def embed_one(self, engine: Embedder, text: str) -> np.ndarray:
+        """One text's ``(dim,)`` float32 vector (raises FloatingPointError on overflow)."""
+        ...
+
+    def tokenizer_path(self, engine: Embedder) -> tuple[str, str]:
+        """How texts become ids on this backend, and why."""
+        ...
+
+    def set_threads(self, threads: int) -> None:
+        """Native threads a large batch is split over (no effect on the numpy path)."""
+        ...
+
+
+class NumpyBackend:
+    """The pure path: the engine's tokenizer (word cache or Hugging Face), pooling in numpy; the oracle."""
+
+    name = "numpy"
+
+    def tokenize(self, engine: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        return engine.tokenizer.encode_flat(texts)
+
+    def embed_counted(self, engine: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        bounds = steps(texts)
+        out = np.empty((len(texts), engine.dim), dtype=np.float32)
+        tokens = 0
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+            ids, offsets = engine.tokenizer.encode_flat(texts[lo:hi])
+            tokens += len(ids)
+            out[lo:hi] = engine.pool_ids(ids, offsets, first=lo)
+        return out, tokens
+
+    def embed_one(self, engine: Embedder, text: str) -> np.ndarray:
+        return pool_one(
+            engine.table,
+            engine.tokenizer.encode_one(text),
+            engine.pooling,
+            mapping=engine.mapping,
+            weights=engine.weights,
+            gather_table=engine.gather_table,
+        )
+
+    def tokenizer_path(self, engine: Embedder) -> tuple[str, str]:
+        if engine.tokenizer.fast_path:
+            return "Python word cache, Hugging Face model for new words (ASCII text)", engine.tokenizer.fast_path_reason
+        return "Hugging Face tokenizer", engine.tokenizer.fast_path_reason
+
+    def set_threads(self, threads: int) -> None:
+        return None
+
+
+class NativeBackend:
+    """The compiled kernel: tokenize, look up and pool in C (bit-identical to :class:`NumpyBackend`).
+
+    Args:
+        kernel: The kernel built for the engine's table, tokenizer and settings.
+    """
+
+    name = "native"
+
+    def __init__(self, kernel: _kernels.NativeKernel) -> None:
+        self.kernel = kernel
+
+    def tokenize(self, engine: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        ids, offsets = self.kernel.tokenize(list(texts))
+        return ids.astype(np.int64), offsets
+
+    def embed_counted(self, engine: Embedder, texts: Sequence[str]) -> tuple[np.ndarray, int]:
+        batch = texts if isinstance(texts, list) else list(texts)  # the kernel works in bounded chunks itself
+        out = _kernels.empty_rows(len(batch), engine.dim)
+        return out, self.kernel.embed_into(batch, out)
+
+    def embed_one(self, engine: Embedder, text: str) -> np.ndarray:
+        return self.kernel.embed_one(text)
+
+    def tokenizer_path(self, engine: Embedder) -> tuple[str, str]:
+        return self.kernel.tokenizer, self.kernel.tokenizer_reason
+
+    def set_threads(self, threads: int) -> None:
+        self.kernel.threads = threads
+
+
+#: The numpy path (stateless: shared by every engine on it).
+NUMPY = NumpyBackend()
 
 
 class Embedder:
     """Texts in, the model's float32 vectors out.
 
     Args:
-        table: ``(rows, dim)`` embedding table (float32, float16, float64 or int8; may be memory-mapped).
+        table: ``(rows, dim)`` embedding table (float32, float16, float64 or int8; may be a read-only view of a shared copy).
         tokenizer: The model's tokenizer under its token rules.
         pooling: The pooling arithmetic and normalisation.
         family: The reference family (decides how a new token limit changes the character cut).
@@ -113,30 +225,44 @@ class Embedder:
         self._shared = _Shared()
         self.kernel_request = _kernels.choose(kernel)
         self._threads = _kernels.default_threads() if threads is None else _check_threads(threads)
-        self._native: _kernels.NativeKernel | None = None
+        self._backend: Backend = NUMPY
         self.backend_reason = "the numpy path was requested (kernel='numpy')"
-        self._build_native()
+        self._build_backend()
 
-    def _build_native(self) -> None:
-        """(Re)build the native kernel for the current settings, as :attr:`kernel_request` asks."""
-        self._native = None
+    def _build_backend(self) -> None:
+        """(Re)choose the backend for the current settings, as :attr:`kernel_request` asks (built once per settings)."""
+        self._backend = NUMPY
         if self.kernel_request == "numpy":
             self.backend_reason = "the numpy path was requested (kernel='numpy')"
             return
-        if _kernels.available() and self._shared.words is None:
-            self._shared.words = _kernels.new_word_table()
+        shared = self._shared
+        if _kernels.available() and shared.words is None:
+            shared.words = _kernels.new_word_table()
+        if _kernels.available() and shared.pipeline is None:
+            shared.pipeline = _kernels.native_pipeline(self.tokenizer)
         native, reason = _kernels.build_native(
-            self.table, self.mapping, self.weights, self.tokenizer, self.pooling, self._shared.words, self._threads
+            self.table,
+            self.mapping,
+            self.weights,
+            self.tokenizer,
+            self.pooling,
+            shared.words,
+            self._threads,
+            pipeline=shared.pipeline,
         )
         if native is None and self.kernel_request == "native":
             raise ValueError(f"kernel='native' cannot run this model: {reason}. Use kernel='auto' or 'numpy'.")
-        self._native = native
         self.backend_reason = reason if native is not None else f"numpy path: {reason}"
+        if native is None:
+            return
+        self._backend = NativeBackend(native)
+        if native.tokenizer == _kernels.TOKENIZER_NATIVE:
+            _release_large(self.tokenizer)
 
     @property
     def backend(self) -> str:
         """``"native"`` (the compiled kernel) or ``"numpy"`` (the pure path); :attr:`backend_reason` says why."""
-        return "native" if self._native is not None else "numpy"
+        return self._backend.name
 
     @property
     def threads(self) -> int:
@@ -146,8 +272,7 @@ class Embedder:
     @threads.setter
     def threads(self, value: int) -> None:
         self._threads = _check_threads(value)
-        if self._native is not None:
-            self._native.threads = self._threads
+        self._backend.set_threads(self._threads)
 
     @classmethod
     def from_parts(
@@ -167,9 +292,9 @@ class Embedder:
             parts: The checked parts of a model folder.
             kernel: ``"auto"``, ``"native"`` or ``"numpy"`` (``None``: ``STATICST_KERNEL``, else ``"auto"``).
             threads: Native threads for large batches.
-            family: Read the model under this family's semantics instead of its layout's (e.g. model2vec's
-                rules for a sentence-transformers folder, as ``model2vec.StaticModel`` reads one).
-            normalize: Normalise the output (default: the layout's ``Normalize`` module / ``normalize`` key).
+            family: Read the model under this family's semantics instead of its layout's (the faces choose:
+                ``StaticSentenceTransformer`` sentence-transformers', ``StaticModel`` model2vec's).
+            normalize: Normalise the output (default: where the family reads it, :meth:`Family.normalize`).
         """
         family = family or parts.family
         median = family.median_length(parts.tokenizer)
@@ -177,7 +302,7 @@ class Embedder:
         return cls(
             parts.table,
             TextTokenizer(parts.tokenizer, settings, copy=False),
-            family.pooling(parts.resolved.normalize_module if normalize is None else normalize),
+            family.pooling(family.normalize(parts.resolved) if normalize is None else normalize),
             family,
             mapping=parts.mapping,
             weights=parts.weights,
@@ -203,7 +328,9 @@ class Embedder:
         """The token rules in force."""
         return self.tokenizer.settings
 
-    def with_settings(self, settings: TokenizerSettings | None = None, pooling: PoolingConfig | None = None) -> Embedder:
+    def with_settings(
+        self, settings: TokenizerSettings | None = None, pooling: PoolingConfig | None = None
+    ) -> Embedder:
         """The same engine (table, tokenizer and word cache shared) under other token rules or pooling."""
         clone = _shallow_copy(self)
         changed = False
@@ -214,14 +341,14 @@ class Embedder:
             clone.pooling = pooling
             changed = True
         if changed:
-            clone._build_native()
+            clone._build_backend()
         return clone
 
     def with_kernel(self, kernel: str | None) -> Embedder:
         """The same engine on another backend (``"auto"``, ``"native"``, ``"numpy"``)."""
         clone = _shallow_copy(self)
         clone.kernel_request = _kernels.choose(kernel)
-        clone._build_native()
+        clone._build_backend()
         return clone
 
     def with_max_length(self, max_length: int | None) -> Embedder:
@@ -245,10 +372,7 @@ class Embedder:
 
     def tokenize(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The ids pooled for ``texts``: ``(flat int64 ids, offsets)`` with ``len(texts) + 1`` offsets."""
-        if self._native is not None:
-            ids, offsets = self._native.tokenize(list(texts))
-            return ids.astype(np.int64), offsets
-        return self.tokenizer.encode_flat(texts)
+        return self._backend.tokenize(self, texts)
 
     def pool_ids(self, ids: np.ndarray, offsets: np.ndarray, first: int = 0) -> np.ndarray:
         """Pool flat ids (as :meth:`tokenize` returns them) into ``(len(offsets) - 1, dim)`` float32 (numpy path).
@@ -290,6 +414,25 @@ class Embedder:
         """
         return self.embed_counted(texts)[0]
 
+    def embed_float64(self, texts: Sequence[str]) -> np.ndarray:
+        """Unnormalised means in float64, ``(len(texts), dim)``: what model2vec gives for a float64 table.
+
+        The same token ids as :meth:`embed`, summed in token order in float64 (pooling's sums, which follow
+        numpy's reduction order) and divided by the token count, as numpy's ``mean`` in model2vec does.
+
+        Raises:
+            PoolingOverflowError: A text's vector overflowed to Inf / NaN (the message names it).
+        """
+        out = np.zeros((len(texts), self.dim), dtype=np.float64)
+        bounds = steps(texts)
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
+            ids, offsets = self.tokenize(texts[lo:hi])
+            out[lo:hi] = float64_means(self.table, ids, offsets, self.mapping, self.weights)
+            bad = ~np.isfinite(out[lo:hi]).all(axis=1)
+            if bad.any():
+                raise PoolingOverflowError(f"the vector of input {lo + int(np.flatnonzero(bad)[0])} overflowed to Inf/NaN")
+        return out
+
     def embed_counted(self, texts: Sequence[str]) -> tuple[np.ndarray, int]:
         """:meth:`embed`, and the number of token ids pooled (an OpenAI-style ``usage`` count), in one pass.
 
@@ -297,19 +440,7 @@ class Embedder:
             PoolingOverflowError: A text's vector overflowed to Inf / NaN (the message names it).
         """
         try:
-            native = self._native
-            if native is not None:  # the kernel works in bounded chunks itself
-                batch = texts if isinstance(texts, list) else list(texts)
-                out = _kernels.empty_rows(len(batch), self.dim)
-                return out, native.embed_into(batch, out)
-            bounds = steps(texts)
-            out = np.empty((len(texts), self.dim), dtype=np.float32)
-            tokens = 0
-            for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
-                ids, offsets = self.tokenize(texts[lo:hi])
-                tokens += len(ids)
-                out[lo:hi] = self.pool_ids(ids, offsets, first=lo)
-            return out, tokens
+            return self._backend.embed_counted(self, texts)
         except FloatingPointError as exc:
             raise PoolingOverflowError(str(exc)) from None
 
@@ -320,27 +451,27 @@ class Embedder:
             PoolingOverflowError: The text's vector overflowed to Inf / NaN.
         """
         try:
-            if self._native is not None:
-                return self._native.embed_one(text)
-            return self._embed_one_numpy(text)
+            return self._backend.embed_one(self, text)
         except FloatingPointError as exc:
             raise PoolingOverflowError(str(exc)) from None
 
-    def _embed_one_numpy(self, text: str) -> np.ndarray:
-        return pool_one(
-            self.table,
-            self.tokenizer.encode_one(text),
-            self.pooling,
-            mapping=self.mapping,
-            weights=self.weights,
-            gather_table=self._shared.gather_table,
-        )
+    @property
+    def tokenizer_path(self) -> tuple[str, str]:
+        """How texts become ids on this backend, and why.
+
+        The native tokenizer, the native word cache over the Hugging Face model, the Python word cache (numpy
+        backend), or the Hugging Face tokenizer.
+        """
+        return self._backend.tokenizer_path(self)
 
     def info(self) -> dict[str, Any]:
-        """The engine's facts: family, arithmetic, token rules and the tokenizer's fast path."""
+        """The engine's facts: backend, tokenizer path, family, arithmetic, token rules and the fast path."""
+        path, path_reason = self.tokenizer_path
         return {
             "backend": self.backend,
             "backend_reason": self.backend_reason,
+            "tokenizer": path,
+            "tokenizer_reason": path_reason,
             "threads": self._threads,
             "family": self.family.name,
             "arithmetic": self.pooling.arithmetic,

@@ -20,6 +20,11 @@ The hierarchy::
     │   ├── CorpusInputError           an input file, format, field or record that cannot be read: the message
     │   │                              names the file and line (also a ValueError)
     │   └── CorpusOutputError          an output path or a partial run that cannot be used (also an OSError)
+    ├── TaskDataError                  an mteb task's local data (``staticst.integrations.mteb.local_task``) is
+    │                                  missing or unreadable: the message names the file (also a ValueError)
+    ├── TokenizerError                 the model's Hugging Face tokenizer failed on a text (a Rust panic, e.g. a
+    │                                  tokenizer.json regex that backtracks too much): the message names the
+    │                                  text (also a ValueError)
     ├── PoolingOverflowError           a text's sum, mean or norm overflowed to Inf/NaN (a finite table with
     │                                  huge values): raised instead of returning a wrong vector (also a
     │                                  FloatingPointError)
@@ -46,6 +51,8 @@ __all__ = [
     "NonFiniteEmbeddingError",
     "PoolingOverflowError",
     "StaticSTError",
+    "TaskDataError",
+    "TokenizerError",
     "UnknownLayoutError",
     "VocabularyMismatchError",
 ]
@@ -104,6 +111,27 @@ class CorpusInputError(CorpusError, ValueError):
 
 class CorpusOutputError(CorpusError, OSError):
     """An output path, or the partial folder of an interrupted run, cannot be used."""
+
+
+class TaskDataError(StaticSTError, ValueError):
+    """An mteb task's local data is missing, incomplete or unreadable; the message names the file."""
+
+
+class TokenizerError(StaticSTError, ValueError):
+    """The model's Hugging Face tokenizer failed on a text (a Rust panic inside ``tokenizers``).
+
+    ``pyo3_runtime.PanicException`` is a ``BaseException`` that ``except Exception`` misses; staticst raises
+    this instead, naming the text. Also a ``ValueError``: the input is one this tokenizer cannot process.
+
+    Attributes:
+        text: The text the tokenizer failed on, when it is known.
+        index: Its position in the batch handed to the tokenizer, when it is known.
+    """
+
+    def __init__(self, message: str, *, text: str | None = None, index: int | None = None) -> None:
+        super().__init__(message)
+        self.text = text
+        self.index = index
 
 
 class PoolingOverflowError(StaticSTError, FloatingPointError):

@@ -1,6 +1,6 @@
 """The compiled kernel's Python face: whether it is there, which backend an engine runs, and its threads.
 
-``staticst._kernel`` (C11, built at install from ``staticst/_kernel/``) tokenizes, looks up and pools a
+``staticst._kernel`` (C11, built at install from ``csrc/``) tokenizes, looks up and pools a
 batch in native code with the GIL released, split over threads; the pure numpy path
 (:mod:`staticst.pooling` + :mod:`staticst.tokenization`) stays as the oracle and the fallback. Both give
 bit-identical vectors.
@@ -18,38 +18,85 @@ set per model with ``model.num_threads = n``. Inputs under about 32 KB of text s
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from staticst.pooling import PoolingConfig
 from staticst.tokenization import TextTokenizer
 from staticst.tokenization.fast import hf_flat
+from staticst.tokenization.native import NativePipeline, compile_pipeline
+from staticst.tokenization.pretokenizers import Unsupported
 
-_kernel: Any
+if TYPE_CHECKING:
+    from staticst._kernel import Kernel, WordTable
+
+BUILD_RECORD = Path(__file__).with_name("_kernel_build.json")
+"""Written by ``setup.py`` at install: ``{"status": "built" | "failed", "reason": ...}``."""
+
+
+def build_record() -> dict[str, str] | None:
+    """What ``setup.py`` recorded about building the kernel when this copy was installed (``None``: no record).
+
+    Returns:
+        ``{"status": "built" | "failed", "reason": ...}``, or ``None`` when the install wrote none
+        (built with ``STATICST_NO_KERNEL=1``, or by an older ``setup.py``).
+    """
+    try:
+        record = json.loads(BUILD_RECORD.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not all(isinstance(record.get(k), str) for k in ("status", "reason")):
+        return None
+    return {"status": record["status"], "reason": record["reason"]}
+
+
+def _not_built_reason(exc: ImportError) -> str:
+    """Why ``staticst._kernel`` does not import, for :attr:`~staticst.engine.Embedder.backend_reason`."""
+    record = build_record()
+    if record is not None and record["status"] == "failed":
+        return (
+            f"the compiled kernel failed to build when staticst was installed ({record['reason']}); install a C "
+            "compiler (e.g. gcc) and reinstall staticst"
+        )
+    if not any(BUILD_RECORD.parent.glob("_kernel.*")):
+        return "the compiled kernel is not part of this install (built with STATICST_NO_KERNEL=1?); reinstall with a C compiler present"
+    return f"the compiled kernel does not import ({exc}); reinstall staticst with a C compiler present"
+
+
+# The compiled module, typed by its stub (staticst/_kernel.pyi, checked against it by stubtest); None when it is
+# not built. mypy sees the module: every `_kernel is None` test below guards the numpy fallback.
 IMPORT_ERROR: str | None
 try:
     from staticst import _kernel
 
+    if getattr(_kernel, "__file__", None) is None:  # a folder named _kernel imports as a namespace package
+        raise ImportError(f"staticst._kernel is a namespace package ({list(_kernel.__path__)}), not the extension")
     IMPORT_ERROR = None
 except ImportError as exc:  # no compiler at install time, or STATICST_NO_KERNEL=1
-    _kernel = None
-    IMPORT_ERROR = str(exc)
+    _kernel = None  # type: ignore[assignment]  # the stub types the module; None means the numpy path
+    IMPORT_ERROR = _not_built_reason(exc)
+_warned_build_failure = False
 
 __all__ = [
+    "BUILD_RECORD",
     "ENV_KERNEL",
     "ENV_THREADS",
     "KERNELS",
     "NativeKernel",
     "available",
     "build_native",
+    "build_record",
     "choose",
     "default_threads",
     "empty_rows",
+    "native_pipeline",
     "new_word_table",
 ]
 
@@ -58,8 +105,22 @@ ENV_KERNEL = "STATICST_KERNEL"
 ENV_THREADS = "STATICST_NUM_THREADS"
 #: Words the native word table holds at most (about 50 bytes each); it starts again empty when full.
 WORD_TABLE_WORDS = 262_144
-_ARITHMETIC = {"model2vec": 0, "sentence-transformers": 1}
-_MODE_NONE = 5
+
+
+def _warn_build_failure() -> None:
+    """Warn once per process when the kernel failed to build at install (the numpy path runs instead).
+
+    pip shows a build's output only with ``-v``, so this is where a user without a compiler first hears of
+    it. Installs without the kernel on purpose (``STATICST_NO_KERNEL=1``) and ``kernel="numpy"`` stay quiet.
+    """
+    global _warned_build_failure
+    record = build_record()
+    if _warned_build_failure or record is None or record["status"] != "failed":
+        return
+    _warned_build_failure = True
+    warnings.warn(
+        f"staticst runs its numpy backend (same vectors, slower): {IMPORT_ERROR}.", RuntimeWarning, stacklevel=4
+    )
 
 
 def available() -> bool:
@@ -122,32 +183,57 @@ def choose(kernel: str | None) -> str:
     return kernel
 
 
-def new_word_table() -> Any:
+def new_word_table() -> WordTable:
     """A fresh native word table (shared by the kernels of one tokenizer)."""
-    assert _kernel is not None
+    if _kernel is None:
+        raise RuntimeError(f"no native word table: {IMPORT_ERROR}")
     return _kernel.WordTable(max_words=WORD_TABLE_WORDS)
+
+
+def trim_heap() -> bool:
+    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; ``False`` elsewhere)."""
+    return _kernel is not None and bool(_kernel.trim_heap())
 
 
 def empty_rows(n: int, dim: int) -> np.ndarray:
     """An uninitialised ``(n, dim)`` float32 array (large ones backed by huge pages where the OS allows)."""
     if _kernel is None:
         return np.empty((n, dim), dtype=np.float32)
-    rows: np.ndarray = _kernel.empty_rows(n, dim)
-    return rows
+    return _kernel.empty_rows(n, dim)
+
+
+#: How the native kernel tokenizes (``info()["tokenizer"]``).
+TOKENIZER_NATIVE = "native"
+TOKENIZER_WORD_CACHE = "native word cache, Hugging Face model for new words (ASCII text)"
+TOKENIZER_HF = "Hugging Face tokenizer"
+
+
+def native_pipeline(tokenizer: TextTokenizer) -> tuple[NativePipeline | None, str]:
+    """The tokenizer compiled for the kernel, or ``None`` and the reason (the component it does not implement)."""
+    if _kernel is None:
+        return None, f"the compiled kernel is not built ({IMPORT_ERROR})"
+    try:
+        compiled = compile_pipeline(tokenizer.tokenizer)
+    except Unsupported as exc:
+        return None, str(exc)
+    return compiled, compiled.description
 
 
 class NativeKernel:
     """The compiled path of one engine: ``embed`` / ``embed_one`` / ``tokenize`` as the numpy path computes them."""
 
-    def __init__(self, core: Any, reason: str) -> None:
+    def __init__(
+        self, core: Kernel, reason: str, tokenizer: str = TOKENIZER_NATIVE, tokenizer_reason: str = ""
+    ) -> None:
         self._core = core
         self.reason = reason
+        self.tokenizer = tokenizer
+        self.tokenizer_reason = tokenizer_reason
 
     @property
     def threads(self) -> int:
         """Native threads a large batch is split over."""
-        threads: int = self._core.threads
-        return threads
+        return self._core.threads
 
     @threads.setter
     def threads(self, value: int) -> None:
@@ -155,18 +241,15 @@ class NativeKernel:
 
     def embed_into(self, texts: list[str], out: np.ndarray) -> int:
         """Pool ``texts`` into the rows of ``out`` (C-contiguous float32, ``(len(texts), dim)``); returns the ids pooled."""
-        tokens: int = self._core.embed(texts, out)
-        return tokens
+        return self._core.embed(texts, out)
 
     def embed_one(self, text: str) -> np.ndarray:
         """The vector of one text."""
-        vec: np.ndarray = self._core.embed_one(text)
-        return vec
+        return self._core.embed_one(text)
 
     def tokenize(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         """The ids pooled for ``texts`` (``int32``) and their ``int64`` offsets."""
-        ids, offsets = self._core.tokenize(texts)
-        return ids, offsets
+        return self._core.tokenize(texts)
 
     def pool(self, ids: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         """Pool given ids (``int32``, with ``int64`` offsets) into ``(len(offsets) - 1, dim)`` float32."""
@@ -209,7 +292,7 @@ def _chunk_boundary(plan: Any, tokenizer: Any) -> bytes | None:
     family = plan.family
     if family.name == "llama-space":
         return b" "
-    if family.kernel_mode not in (0, 1, 2) or family.prefix or plan.normalized_substrings:
+    if family.kernel_mode not in ("whitespace", "bert", "words") or family.prefix or plan.normalized_substrings:
         return None
     if not _normalizer_types(pipeline_config(tokenizer).get("normalizer")) <= _CHUNK_LOCAL_NORMALIZERS:
         return None
@@ -225,12 +308,19 @@ def build_native(
     weights: np.ndarray | None,
     tokenizer: TextTokenizer,
     pooling: PoolingConfig,
-    words: Any,
+    words: WordTable,
     threads: int,
+    pipeline: tuple[NativePipeline | None, str] | None = None,
 ) -> tuple[NativeKernel | None, str]:
-    """The native kernel for these parts, or ``None`` and the reason it cannot run them."""
+    """The native kernel for these parts, or ``None`` and the reason it cannot run them.
+
+    ``pipeline``: :func:`native_pipeline` of this tokenizer (computed here when not given). With a native
+    pipeline every text is tokenized in C; without one, ASCII text takes the word-cache plan when the tokenizer
+    has one, and the rest the Hugging Face tokenizer.
+    """
     if _kernel is None:
-        return None, f"the compiled kernel is not built ({IMPORT_ERROR}); reinstall with a C compiler present"
+        _warn_build_failure()
+        return None, str(IMPORT_ERROR)
     if table.ndim != 2 or table.shape[1] < 2:
         return None, f"tables of shape {table.shape} are pooled by the numpy path"
     if table.dtype not in (np.float32, np.float16, np.float64, np.int8):
@@ -242,7 +332,7 @@ def build_native(
     settings = tokenizer.settings
     fast = tokenizer.fast
     plan = fast.plan if fast is not None else None
-    if plan is not None and (plan.family.kernel_mode < 0 or any(len(out) > 8 for out in plan.table)):
+    if plan is not None and (plan.family.kernel_mode is None or any(len(out) > _kernel.MAX_NORM for out in plan.table)):
         plan = None
     hf_tokenizer = tokenizer.tokenizer
 
@@ -251,7 +341,21 @@ def build_native(
 
     resolve: Callable[[list[str]], list[tuple[int, ...]]]
     boundary: bytes | None = None
-    if plan is not None and fast is not None:
+    native, native_why = pipeline if pipeline is not None else native_pipeline(tokenizer)
+    compiled = None
+    norm_table: tuple[bytes, ...]
+    raw: tuple[bytes, ...]
+    normalized: tuple[bytes, ...]
+    if native is not None:
+
+        def resolve(keys: list[str]) -> list[tuple[int, ...]]:
+            raise AssertionError("a native pipeline never looks words up in Python")
+
+        compiled = native.pipeline
+        mode, norm_table, raw, normalized, prepend = _kernel.MODES["none"], (b"",) * 128, (), (), False
+        path, path_reason = TOKENIZER_NATIVE, native_why
+        reason = f"native kernel, {native_why}, {threads} thread(s)"
+    elif plan is not None and fast is not None:
         tokenize_words = fast.tokenize_words
         boundary = _chunk_boundary(plan, hf_tokenizer)
         family = plan.family
@@ -268,7 +372,8 @@ def build_native(
             found = tokenize_words([k for k in keys if not k.startswith("\x80")])
             return [chunk_ids(key[1:]) if key.startswith("\x80") else found[key] for key in keys]
 
-        mode = family.kernel_mode
+        assert family.kernel_mode is not None  # checked above
+        mode = _kernel.MODES[family.kernel_mode]
         norm_table = tuple(out.encode("ascii") for out in plan.table)
         raw = tuple(s.encode("utf-8") for s in plan.raw_substrings if s)
         if boundary is not None and family.name == "llama-space":
@@ -277,16 +382,20 @@ def build_native(
             raw += (family.prefix.encode("utf-8"),)
         normalized = _ascii_bytes(plan.normalized_substrings)
         prepend = family.prepend_space
-        unicode = "non-ASCII text in independent chunks" if boundary else "non-ASCII text through the Hugging Face tokenizer"
-        reason = f"native kernel, {family.name} tokenizer family ({unicode}), {threads} thread(s)"
+        unicode = (
+            "non-ASCII text in independent chunks" if boundary else "non-ASCII text through the Hugging Face tokenizer"
+        )
+        path, path_reason = TOKENIZER_WORD_CACHE, f"no native tokenizer: {native_why}"
+        reason = f"native kernel, {family.name} tokenizer family ({unicode}; {path_reason}), {threads} thread(s)"
     else:
 
         def resolve(keys: list[str]) -> list[tuple[int, ...]]:
             raise AssertionError("no fast path: the kernel never looks words up")
 
-        mode, norm_table, raw, normalized, prepend = _MODE_NONE, (b"",) * 128, (), (), False
+        mode, norm_table, raw, normalized, prepend = _kernel.MODES["none"], (b"",) * 128, (), (), False
         why = tokenizer.fast_path_reason
-        reason = f"native pooling; every text through the Hugging Face tokenizer ({why}), {threads} thread(s)"
+        path, path_reason = TOKENIZER_HF, f"no native tokenizer: {native_why}; no word-cache plan: {why}"
+        reason = f"native pooling; every text through the Hugging Face tokenizer ({path_reason}), {threads} thread(s)"
     try:
         core = _kernel.Kernel(
             words=words,
@@ -303,16 +412,17 @@ def build_native(
             truncate_left=settings.truncation_side == "left",
             unk_id=-1 if tokenizer.unk_id is None else tokenizer.unk_id,
             drop_unknown=settings.drop_unknown,
-            arithmetic=_ARITHMETIC[pooling.arithmetic],
+            arithmetic=_kernel.ARITHMETICS[pooling.arithmetic],
             normalize=pooling.normalize,
             weight_sum=pooling.denominator == "weight_sum",
             resolve=resolve,
             fallback=fallback,
             threads=threads,
             boundary=boundary,
+            pipeline=compiled,
         )
     except ValueError as exc:
         return None, f"the native kernel cannot run this model ({exc})"
-    kernel = NativeKernel(core, reason)
+    kernel = NativeKernel(core, reason, path, path_reason)
     kernel._core_dim = int(table.shape[1])
     return kernel, reason

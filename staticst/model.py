@@ -12,9 +12,10 @@ import copy
 import logging
 import math
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 from tokenizers import Tokenizer
@@ -28,6 +29,7 @@ from staticst._st_args import (
     check_device,
     check_encode_options,
     check_init_options,
+    check_kernel_options,
     check_positive,
     check_token_embeddings,
     check_truncate_dim,
@@ -43,13 +45,17 @@ from staticst._st_args import (
 )
 from staticst._st_compat import CPUDevice, STCompatMixin
 from staticst._st_io import STSaveMixin
+from staticst._st_merge import merge_models
 from staticst.engine import ENCODE_STEP, Embedder
 from staticst.errors import PoolingOverflowError
+from staticst.families import SENTENCE_TRANSFORMERS, Family, family_named
 from staticst.model_card import ModelCardData
+from staticst.modules import Module, Normalize, StaticEmbedding, parts_from_table
 from staticst.persistence.hub import BUILTIN_MODEL_PATH, resolve_model
 from staticst.persistence.load import ModelParts, read_model
 from staticst.pooling import PoolingConfig, normalize_rows
 from staticst.tokenization import TokenizerSettings
+from staticst.tokenization.reloadable import real_tokenizer
 
 __all__ = ["ModelCardData", "StaticSentenceTransformer"]
 
@@ -59,9 +65,17 @@ logger = logging.getLogger(__name__)
 class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
     """Load a static embedding model and encode text like ``sentence_transformers.SentenceTransformer``.
 
+    Every folder is read the way sentence-transformers 6.3 reads it, whatever its layout (the reference is the
+    class, not the folder): the unknown token is kept, the only token limit is the tokenizer's own saved
+    truncation (``max_seq_length`` is ``math.inf`` otherwise), and output is normalised when ``modules.json``
+    lists a ``Normalize`` module. ``family="model2vec"`` reads it under model2vec 0.10's rules instead.
+
     Args:
         model_name_or_path: A local folder, a Hugging Face Hub id, or ``None`` for the built-in model
             (``minishlab/potion-base-8M``, shipped in the package: no download).
+        modules: Build the model from modules instead of a folder, as in sentence-transformers:
+            ``[StaticEmbedding(...)]`` or ``[StaticEmbedding(...), Normalize()]`` (:mod:`staticst.modules`).
+            Ignored, with sentence-transformers' warning, when ``model_name_or_path`` is given.
         device: Accepted for compatibility; staticst always runs on the CPU (warns once if not ``"cpu"``).
         prompts: Prompt name -> text prepended to inputs; overrides prompts saved with the model.
         default_prompt_name: Prompt used when ``encode`` gets neither ``prompt`` nor ``prompt_name``.
@@ -71,15 +85,28 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         local_files_only: Never use the network.
         token: Hub token.
         use_auth_token: Deprecated alias of ``token``.
-        truncate_dim: Truncate embeddings to this many dimensions (Matryoshka).
-        similarity_fn_name: ``"cosine"``, ``"dot"``, ``"euclidean"`` or ``"manhattan"``.
+        model_kwargs: Accepted with a warning (a static model has no transformers model to pass them to).
+        processor_kwargs: Accepted with a warning (``tokenizer_kwargs`` is its deprecated name).
+        config_kwargs: Accepted with a warning.
+        use_kernels: sentence-transformers 6.3's switch for a transformer backbone's Hub kernels; accepted as
+            sentence-transformers accepts it, and, as there on a static model (no backbone), no effect.
+            Not staticst's ``kernel`` setting.
+        kernel_config: A ``transformers.KernelConfig`` (anything else raises ``TypeError``, as in
+            sentence-transformers); implies ``use_kernels``; no effect on a static model.
         model_card_data: Metadata for the model card.
-        backend: Accepted for compatibility (``"torch"``, ``"onnx"``, ``"openvino"``); no effect.
+        backend: ``"torch"``, ``"onnx"`` or ``"openvino"``, accepted for compatibility (no effect; reported by
+            :meth:`get_backend`).
+        similarity_fn_name: ``"cosine"``, ``"dot"``, ``"euclidean"`` or ``"manhattan"``.
+        truncate_dim: Truncate embeddings to this many dimensions (Matryoshka).
+        family: staticst's own setting, the reference whose numeric rules apply: ``"sentence-transformers"``
+            (default: what ``SentenceTransformer`` gives for the folder) or ``"model2vec"`` (what
+            ``model2vec.StaticModel`` gives: ``[UNK]`` dropped, ``max_length`` from ``config.json`` (default
+            512) with model2vec's character cut, normalisation from the config). See ``docs/model-formats.md``.
         kernel: staticst's own setting: ``"native"`` (the compiled kernel), ``"numpy"`` (the pure path) or
             ``"auto"`` (native when built and supported); ``None`` reads ``STATICST_KERNEL``, else ``"auto"``.
             Both give bit-identical vectors; ``info()["backend"]`` says which runs and why.
-        **kwargs: ``model_kwargs``, ``processor_kwargs``, ``tokenizer_kwargs``, ``config_kwargs`` are accepted
-            with a warning (no effect on a static model); anything else raises ``TypeError``.
+        **kwargs: ``tokenizer_kwargs`` (the deprecated name of ``processor_kwargs``); anything else raises
+            ``TypeError``.
 
     Raises:
         ModelNotFoundError: The model or one of its files does not exist.
@@ -87,12 +114,24 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         CorruptModelError: A file is truncated or malformed.
         VocabularyMismatchError: The table does not fit the tokenizer's vocabulary.
         NonFiniteEmbeddingError: The table holds NaN or Inf.
+        ValueError: An unknown ``family`` or ``backend``, an empty ``modules`` list, ``use_kernels`` with a
+            backend other than ``"torch"``.
+        TypeError: A module staticst does not run, a ``kernel_config`` that is not a ``KernelConfig``, or an
+            unknown keyword argument.
     """
+
+    #: The archetype sentence-transformers writes to ``config_sentence_transformers.json``.
+    model_type: str = "SentenceTransformer"
+    #: The class whose API this one implements: the name sentence-transformers' messages give.
+    _st_name: str = "SentenceTransformer"
+    #: The similarity functions a single-vector model supports (multi-vector ``maxsim`` is refused).
+    SUPPORTED_SIMILARITY_FN_NAMES: ClassVar[tuple[str, ...]] = SIMILARITY_FN_NAMES
 
     def __init__(
         self,
         model_name_or_path: str | os.PathLike[str] | None = None,
         *,
+        modules: Sequence[Any] | None = None,
         device: str | None = None,
         prompts: dict[str, str] | None = None,
         default_prompt_name: str | None = None,
@@ -102,38 +141,81 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         local_files_only: bool = False,
         token: bool | str | None = None,
         use_auth_token: bool | str | None = None,
-        truncate_dim: int | None = None,
-        similarity_fn_name: str | None = None,
+        model_kwargs: dict[str, Any] | None = None,
+        processor_kwargs: dict[str, Any] | None = None,
+        config_kwargs: dict[str, Any] | None = None,
+        use_kernels: bool = False,
+        kernel_config: Any = None,
         model_card_data: ModelCardData | None = None,
         backend: str = "torch",
+        similarity_fn_name: str | None = None,
+        truncate_dim: int | None = None,
+        family: str | Family | None = None,
         kernel: str | None = None,
         **kwargs: Any,
     ) -> None:
-        token = check_init_options(kwargs, token, use_auth_token, device, backend, trust_remote_code, truncate_dim)
-        folder, model_id, resolved_revision = resolve_model(
-            model_name_or_path,
-            revision=revision,
-            token=token,
-            cache_folder=cache_folder,
-            local_files_only=local_files_only,
+        no_effect = {"model_kwargs": model_kwargs, "processor_kwargs": processor_kwargs, "config_kwargs": config_kwargs}
+        token = check_init_options(
+            {**kwargs, **no_effect}, token, use_auth_token, device, backend, trust_remote_code, truncate_dim
         )
-        self.model_path = folder
-        self.model_id = model_id
-        self.revision = resolved_revision
-        self._parts: ModelParts = read_model(folder)
-        self._engine = Embedder.from_parts(self._parts, kernel=kernel)
+        self.use_kernels, self.kernel_config = check_kernel_options(use_kernels, kernel_config, backend)
+        self._family: Family = family_named(family) if family is not None else SENTENCE_TRANSFORMERS
+        self.backend = backend
+        self.trust_remote_code = trust_remote_code
+        self._model_card_text: str | None = None
+        if model_name_or_path is not None and modules is not None:
+            logger.warning(
+                "Both `model_name_or_path` and `modules` were provided. The modules are loaded from "
+                "`model_name_or_path`, so the `modules` argument is ignored."
+            )
+        base_model: str | None
+        if modules is not None and model_name_or_path is None:
+            st_modules = _checked_modules(modules, type(self).__name__)
+            first = st_modules[0]
+            assert isinstance(first, StaticEmbedding)  # _checked_modules puts one first
+            normalize = any(isinstance(m, Normalize) for m in st_modules[1:])
+            self.model_path: Path | None = None
+            self.model_id: str | None = None
+            self.revision: str | None = None
+            self._parts: ModelParts = parts_from_table(first.weight, first.tokenizer, normalize)
+            self._engine = Embedder.from_parts(self._parts, kernel=kernel, family=self._family, normalize=normalize)
+            self._st_modules = st_modules
+            base_model = first.base_model
+        else:
+            folder, model_id, resolved_revision = resolve_model(
+                model_name_or_path,
+                revision=revision,
+                token=token,
+                cache_folder=cache_folder,
+                local_files_only=local_files_only,
+            )
+            self.model_path = folder
+            self.model_id = model_id
+            self.revision = resolved_revision
+            self._parts = read_model(folder)
+            self._engine = Embedder.from_parts(self._parts, kernel=kernel, family=self._family)
+            self._st_modules = [StaticEmbedding._bound_to(self)]
+            if self._engine.pooling.normalize:
+                self._st_modules.append(Normalize())
+            base_model = None if Path(str(model_id)).expanduser().exists() else model_id
+        self._module_names = [str(i) for i in range(len(self._st_modules))]
 
         st_config = self._parts.st_config
         self.prompts, self.default_prompt_name = initial_prompts(st_config, prompts, default_prompt_name)
-        self.truncate_dim: int | None = truncate_dim
+        saved_truncate_dim = st_config.get("truncate_dim")
+        self.truncate_dim: int | None = truncate_dim if truncate_dim is not None else saved_truncate_dim
         self._similarity_fn_name: str | None = None
-        self.similarity_fn_name = similarity_fn_name or st_config.get("similarity_fn_name")
+        saved_similarity = st_config.get("similarity_fn_name")
+        if similarity_fn_name is None and saved_similarity in SIMILARITY_FN_NAMES:
+            similarity_fn_name = saved_similarity  # a multi-vector name saved by another model class falls through
+        self.similarity_fn_name = similarity_fn_name
         self.model_card_data = model_card_data or ModelCardData(
             model_id=None,  # as ST: the id this model is saved / pushed under, set by save(model_name=...)
-            base_model=None if Path(str(model_id)).expanduser().exists() else model_id,
-            base_model_revision=resolved_revision,
-            license="mit" if folder == BUILTIN_MODEL_PATH else None,
+            base_model=base_model,
+            base_model_revision=self.revision,
+            license="mit" if self.model_path == BUILTIN_MODEL_PATH else None,
         )
+        self.model_card_data.register_model(self)
 
     # ------------------------------------------------------------------ properties
 
@@ -150,7 +232,7 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
     @property
     def tokenizer(self) -> Tokenizer:
         """The model's ``tokenizers.Tokenizer`` (padding and truncation disabled; rules applied by staticst)."""
-        return self._engine.tokenizer.tokenizer
+        return real_tokenizer(self._engine.tokenizer.tokenizer)
 
     @property
     def tokenizer_settings(self) -> TokenizerSettings:
@@ -187,7 +269,7 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
 
     @property
     def embedding_table(self) -> np.ndarray:
-        """The (read-only, possibly memory-mapped) embedding table."""
+        """The read-only embedding table (a view of the machine-wide copy when it is 16 MiB or more)."""
         return self._engine.table
 
     @property
@@ -216,26 +298,89 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
     @similarity_fn_name.setter
     def similarity_fn_name(self, value: str | None) -> None:
         value = getattr(value, "value", value)
-        if value is not None and value not in SIMILARITY_FN_NAMES:
-            raise ValueError(f"similarity_fn_name must be one of {SIMILARITY_FN_NAMES}, got {value!r}.")
+        if value is not None and value not in self.SUPPORTED_SIMILARITY_FN_NAMES:
+            hint = " Use MultiVectorEncoder for MaxSim late-interaction scoring." if value == "maxsim" else ""
+            raise ValueError(
+                f"{type(self).__name__} only supports similarity_fn_name in "
+                f"{self.SUPPORTED_SIMILARITY_FN_NAMES}, got {value!r}.{hint}"
+            )
         self._similarity_fn_name = value
 
-    def get_sentence_embedding_dimension(self) -> int:
+    def _parse_model_config(self, model_config: dict[str, Any]) -> None:
+        """Merge a saved ``config_sentence_transformers.json`` into the settings, as sentence-transformers 6.3 does.
+
+        Saved prompts fill only names not set yet; the saved default prompt, similarity function (a supported
+        one: a multi-vector name falls through) and ``truncate_dim`` apply only where none is set.
+        """
+        for name, text in dict(model_config.get("prompts") or {}).items():
+            if name not in self.prompts or self.prompts[name] is None:
+                self.prompts[name] = text
+        if self.default_prompt_name is None:
+            self.default_prompt_name = model_config.get("default_prompt_name")
+        saved = model_config.get("similarity_fn_name")
+        if self._similarity_fn_name is None and saved in self.SUPPORTED_SIMILARITY_FN_NAMES:
+            self.similarity_fn_name = saved
+        if self.truncate_dim is None:
+            self.truncate_dim = model_config.get("truncate_dim")
+
+    @property
+    def family(self) -> str:
+        """The reference whose numeric rules apply: ``"sentence-transformers"`` (default) or ``"model2vec"``."""
+        return self._engine.family.name
+
+    @property
+    def modalities(self) -> list[str]:
+        """The input modalities the model takes: ``["text"]`` (sentence-transformers 6's ``modalities``)."""
+        return list(getattr(self._st_modules[0], "modalities", ["text"]))
+
+    def supports(self, modality: str | tuple[str, ...]) -> bool:
+        """Whether the model takes ``modality`` (``"text"``; a tuple only if every part is taken and ``"message"`` is)."""
+        supported = self.modalities
+        if modality in supported:
+            return True
+        if isinstance(modality, tuple) and "message" in supported:
+            return all(part in supported for part in modality)
+        return False
+
+    def get_backend(self) -> str:
+        """The ``backend`` the model was created with (``"torch"`` by default), as sentence-transformers reports it.
+
+        staticst computes with its own engine whatever the value; ``info()["backend"]`` says which (native or numpy).
+        """
+        return self.backend
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The dtype of the table as sentence-transformers holds it (``float32`` for a float32 table; numpy, not torch).
+
+        A vocabulary-quantized table with per-token weights is held folded into float32, as in sentence-transformers.
+        """
+        engine = self._engine
+        if engine.weights is not None:
+            return np.dtype(np.promote_types(engine.table.dtype, np.float32))
+        return np.dtype(engine.table.dtype)
+
+    def get_device_name(self) -> str:
+        """``"cpu"``: the device staticst runs on (sentence-transformers picks ``cuda`` / ``mps`` when available)."""
+        return "cpu"
+
+    @property
+    def tokenizer_kwargs(self) -> dict[str, Any]:
+        """Nothing: a static model's tokenizer takes no loading arguments (sentence-transformers 5 attribute)."""
+        return {}
+
+    def get_embedding_dimension(self) -> int:
         """Dimension of the vectors ``encode`` returns (after ``truncate_dim``)."""
         dim = self._engine.dim
         return min(dim, self.truncate_dim) if self.truncate_dim is not None else dim
 
-    def get_embedding_dimension(self) -> int:
-        """Alias of :meth:`get_sentence_embedding_dimension` (sentence-transformers 6 name)."""
-        return self.get_sentence_embedding_dimension()
+    def get_sentence_embedding_dimension(self) -> int:
+        """The older name of :meth:`get_embedding_dimension` (sentence-transformers 6 deprecates it; kept silent here)."""
+        return self.get_embedding_dimension()
 
     def get_max_seq_length(self) -> int | float:
         """Same as :attr:`max_seq_length`."""
         return self.max_seq_length
-
-    def get_model_kwargs(self) -> list[str]:
-        """Extra ``encode`` keyword arguments this model uses: none, as for ST static models."""
-        return []
 
     def num_parameters(self) -> int:
         """Number of stored parameters (table entries, plus per-token weights)."""
@@ -248,10 +393,10 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         return {
             "model": self.model_id,
             "revision": self.revision,
-            "path": str(self.model_path),
+            "path": None if self.model_path is None else str(self.model_path),
             "layout": self.layout,
             "dim": engine.dim,
-            "vocab_size": int(self.tokenizer.get_vocab_size(with_added_tokens=True)),
+            "vocab_size": engine.tokenizer.vocab_size,
             "table_rows": int(engine.table.shape[0]),
             "dtype": str(engine.table.dtype),
             "vocabulary_quantized": engine.mapping is not None,
@@ -337,8 +482,19 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         if kwargs or inputs is None:
             inputs = renamed_inputs(inputs, kwargs, "encode")
         options = (precision, output_value, convert_to_numpy, convert_to_tensor, device, pool, chunk_size)
-        if type(inputs) is str and not kwargs and options == PLAIN_OPTIONS and type(batch_size) is int and batch_size > 0:
-            return self._encode_one(inputs, prompt_name, prompt, normalize_embeddings, truncate_dim)
+        if not kwargs and options == PLAIN_OPTIONS and type(batch_size) is int and batch_size > 0:
+            if type(inputs) is str:
+                return self._encode_one(inputs, prompt_name, prompt, normalize_embeddings, truncate_dim)
+            # one text in a list: the same short path (no progress bar would be shown for it)
+            if (
+                type(inputs) is list
+                and len(inputs) == 1
+                and type(inputs[0]) is str
+                and (
+                    show_progress_bar is False or (show_progress_bar is None and not logger.isEnabledFor(logging.INFO))
+                )
+            ):
+                return self._encode_one(inputs[0], prompt_name, prompt, normalize_embeddings, truncate_dim)[None, :]
         result, _ = self._encode(
             inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision, convert_to_numpy,
             convert_to_tensor, device, normalize_embeddings, truncate_dim, pool, chunk_size, kwargs,
@@ -383,7 +539,7 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         kwargs: dict[str, Any],
     ) -> tuple[Any, int]:
         """The general path of :meth:`encode`: ``(result, token ids pooled)`` (-1 when worker processes encoded)."""
-        check_encode_options(type(self).__name__, batch_size, precision, output_value, kwargs)
+        check_encode_options(self._st_name, batch_size, precision, output_value, kwargs, self.get_model_kwargs())
         devices = device if isinstance(device, list) else None
         if pool is not None:
             from staticst.multiprocess import check_pool
@@ -416,9 +572,15 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
             elif pool is not None or devices is not None:
                 from staticst.multiprocess import embed_pooled
 
-                with _bar(len(texts), bool(show_progress_bar)) as bar:
+                with _bar(len(texts), bool(show_progress_bar), batch_size) as bar:
                     emb = embed_pooled(
-                        self._engine, str(self.model_path), texts, pool, devices, chunk_size, bar.update if bar else None
+                        self._engine,
+                        self._worker_folder(),
+                        texts,
+                        pool,
+                        devices,
+                        chunk_size,
+                        bar.update if bar else None,
                     )
             if emb is None:
                 emb, tokens = self._embed_with_progress(texts, batch_size, bool(show_progress_bar))
@@ -430,7 +592,8 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         if truncate_dim is not None:
             emb = emb[:, :truncate_dim]
         if output_value is None:
-            dicts = self._output_dicts(raw, texts, np.ascontiguousarray(emb), batch_size)
+            as_tensors = convert_to_tensor or not convert_to_numpy  # torch only when the caller asks for tensors
+            dicts = self._output_dicts(raw, texts, np.ascontiguousarray(emb), batch_size, as_tensors)
             return (dicts[0] if single else dicts), tokens
         if normalize_embeddings:
             emb = _normalized(emb)
@@ -469,14 +632,13 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         return np.ascontiguousarray(vec)
 
     def _embed_with_progress(self, texts: list[str], batch_size: int, show: bool) -> tuple[np.ndarray, int]:
-        if not show or len(texts) <= batch_size:
+        if not show or not texts:
             return self._engine.embed_counted(texts)
-        from tqdm.auto import tqdm
-
         step = max(batch_size, min(ENCODE_STEP, len(texts) // 20 or 1))
         out = np.empty((len(texts), self._engine.dim), dtype=np.float32)
         tokens = 0
-        with tqdm(total=len(texts), desc="Batches", unit="text") as bar:
+        with _bar(len(texts), True, batch_size) as bar:
+            assert bar is not None
             for lo in range(0, len(texts), step):
                 hi = min(len(texts), lo + step)
                 out[lo:hi], counted = self._engine.embed_counted(texts[lo:hi])
@@ -484,19 +646,195 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
                 bar.update(hi - lo)
         return out, tokens
 
-    def encode_query(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any) -> Any:
-        """Like :meth:`encode`, using the ``"query"`` prompt when neither prompt argument is given."""
+    def encode_query(
+        self,
+        inputs: Any = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: Literal["sentence_embedding", "token_embeddings"] | None = "sentence_embedding",
+        precision: Precision = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | list[str] | None = None,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+        pool: dict[str, Any] | None = None,
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """:meth:`encode` with the ``"query"`` prompt when neither prompt argument is given, and ``task="query"``.
+
+        As in sentence-transformers 6.3, ``encode`` is called with ``inputs=`` and every option by keyword
+        (code that wraps or overrides ``encode`` sees the same arguments).
+        """
         inputs = renamed_inputs(inputs, kwargs, "encode_query")
         if prompt_name is None and prompt is None and "query" in self.prompts:
             prompt_name = "query"
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="query", **kwargs)
+        return self.encode(
+            inputs=inputs,
+            prompt_name=prompt_name,
+            prompt=prompt,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            output_value=output_value,
+            precision=precision,
+            convert_to_numpy=convert_to_numpy,
+            convert_to_tensor=convert_to_tensor,
+            device=device,
+            normalize_embeddings=normalize_embeddings,
+            truncate_dim=truncate_dim,
+            pool=pool,
+            chunk_size=chunk_size,
+            task="query",
+            **kwargs,
+        )
 
-    def encode_document(self, inputs: Any = None, prompt_name: str | None = None, prompt: str | None = None, **kwargs: Any) -> Any:
-        """Like :meth:`encode`, using the first of the ``"document"`` / ``"passage"`` / ``"corpus"`` prompts."""
+    def encode_document(
+        self,
+        inputs: Any = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        show_progress_bar: bool | None = None,
+        output_value: Literal["sentence_embedding", "token_embeddings"] | None = "sentence_embedding",
+        precision: Precision = "float32",
+        convert_to_numpy: bool = True,
+        convert_to_tensor: bool = False,
+        device: str | list[str] | None = None,
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+        pool: dict[str, Any] | None = None,
+        chunk_size: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """:meth:`encode` with the first of the ``"document"`` / ``"passage"`` / ``"corpus"`` prompts, ``task="document"``.
+
+        As in sentence-transformers 6.3, ``encode`` is called with ``inputs=`` and every option by keyword.
+        """
         inputs = renamed_inputs(inputs, kwargs, "encode_document")
         if prompt_name is None and prompt is None:
             prompt_name = next((c for c in ("document", "passage", "corpus") if c in self.prompts), None)
-        return self.encode(inputs, prompt_name=prompt_name, prompt=prompt, task="document", **kwargs)
+        return self.encode(
+            inputs=inputs,
+            prompt_name=prompt_name,
+            prompt=prompt,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            output_value=output_value,
+            precision=precision,
+            convert_to_numpy=convert_to_numpy,
+            convert_to_tensor=convert_to_tensor,
+            device=device,
+            normalize_embeddings=normalize_embeddings,
+            truncate_dim=truncate_dim,
+            pool=pool,
+            chunk_size=chunk_size,
+            task="document",
+            **kwargs,
+        )
+
+    def encode_multi_process(
+        self,
+        sentences: list[str],
+        pool: dict[str, Any],
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        chunk_size: int | None = None,
+        show_progress_bar: bool | None = None,
+        precision: Precision = "float32",
+        normalize_embeddings: bool = False,
+        truncate_dim: int | None = None,
+    ) -> np.ndarray:
+        """Deprecated (as in sentence-transformers 6): :meth:`encode` with ``pool=pool`` does the same."""
+        warnings.warn(
+            "The `encode_multi_process` method has been deprecated, and its functionality has been integrated into "
+            "`encode`. You can now call `encode` with the same parameters to achieve multi-process encoding.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        result: np.ndarray = self.encode(
+            sentences,
+            prompt_name=prompt_name,
+            prompt=prompt,
+            batch_size=batch_size,
+            show_progress_bar=show_progress_bar,
+            output_value="sentence_embedding",
+            precision=precision,
+            convert_to_numpy=True,
+            convert_to_tensor=False,
+            normalize_embeddings=normalize_embeddings,
+            truncate_dim=truncate_dim,
+            pool=pool,
+            chunk_size=chunk_size,
+        )
+        return result
+
+    @classmethod
+    def merge(
+        cls,
+        models: Sequence[str | os.PathLike[str] | StaticSentenceTransformer],
+        method: str = "linear",
+        *,
+        base_model: str | os.PathLike[str] | StaticSentenceTransformer | None = None,
+        parameters: dict[str, Any] | None = None,
+        dtype: Any = "float32",
+        out_dtype: Any = None,
+        device: str = "cpu",
+        batch_options: Any = None,
+        **load_kwargs: Any,
+    ) -> StaticSentenceTransformer:
+        """Merge static models that share a tokenizer, as sentence-transformers 6.3's ``merge`` does, without torch.
+
+        sentence-transformers merges every floating-point tensor with mergekit; a static model has one, the token
+        table (model2vec's quantization and token weights folded in, as sentence-transformers reads them). The
+        models must have the same modules and settings and the same tokenizer vocabulary; the result is a copy
+        of the first model (prompts, similarity function, token rules, normalisation) holding the merged table,
+        with a fresh model card. The same arithmetic as mergekit 0.1.5 for the methods staticst runs
+        (``docs/compatibility.md`` gives the measured agreement).
+
+        Args:
+            models: Two or more models or local paths / Hub ids (loaded with ``load_kwargs``).
+            method: ``"linear"`` (weighted mean; ``parameters={"weight": [...], "normalize": True}``),
+                ``"slerp"`` (two models; ``{"t": 0.5}``; the base defaults to the first), ``"task_arithmetic"``
+                or ``"ties"`` (``base_model`` required; ``weight`` and ``density`` per model other than the
+                base, ``lambda``, ``normalize``, ``rescale``). mergekit's other methods raise a ``ValueError``
+                naming these (they need ``sentence_transformers.SentenceTransformer.merge``, with torch).
+            base_model: The reference model of task-vector methods: one of ``models`` (the same object or
+                path) or another model.
+            parameters: The method's parameters; per-model values as a list in input order (models other than
+                the base, for task-vector methods), a dict keyed by input index, or one value for all.
+            dtype: Convert the tables to ``"float16"``, ``"float32"`` (default) or ``"float64"`` (names or torch
+                dtypes) before merging; ``None`` keeps their dtype.
+            out_dtype: Cast the merged table to this dtype (``None``: the method's output dtype).
+            device: Accepted for compatibility (staticst runs on the CPU).
+            batch_options: Accepted for compatibility (mergekit's tensor packing); no effect.
+            **load_kwargs: Passed to the constructor when a model is given as a path or id.
+
+        Returns:
+            A new model; ``save_pretrained(path)`` writes it in the first model's layout.
+
+        Raises:
+            ValueError: Fewer than two models, models that do not fit together (the message names the model and
+                what differs), a method staticst does not run, a ``base_model`` the method does not use (or its
+                absence where required), parameter values of the wrong number, a bad dtype, a quantized
+                (integer) table, or a merge that produces NaN / Inf.
+            TypeError: An input that is neither a model nor a path, or unknown parameters.
+        """
+        return merge_models(
+            cls,
+            models,
+            method,
+            base_model=base_model,
+            parameters=parameters,
+            dtype=dtype,
+            out_dtype=out_dtype,
+            device=device,
+            batch_options=batch_options,
+            **load_kwargs,
+        )
 
     def similarity(self, embeddings1: Any, embeddings2: Any) -> np.ndarray:
         """All-pairs similarity matrix under :attr:`similarity_fn_name` (numpy, float32)."""
@@ -518,6 +856,17 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         finally:
             self.truncate_dim = original
 
+    @contextlib.contextmanager
+    def truncate_sentence_embeddings(self, truncate_dim: int | None) -> Iterator[None]:
+        """Deprecated name of :meth:`truncate_embeddings` (warns ``FutureWarning``, as sentence-transformers 6.3)."""
+        warnings.warn(
+            "The `truncate_sentence_embeddings` method has been renamed to `truncate_embeddings`.",
+            FutureWarning,
+            stacklevel=3,
+        )
+        with self.truncate_embeddings(truncate_dim):
+            yield
+
     def tokenize(self, texts: Sequence[str], **kwargs: Any) -> dict[str, np.ndarray]:
         """Token ids as ``encode`` pools them: ``{"input_ids": flat ids, "offsets": start of each text}``.
 
@@ -528,6 +877,43 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         return {"input_ids": ids, "offsets": offsets[:-1]}
 
 
+def _checked_modules(modules: Sequence[Any], owner: str) -> list[Module]:
+    """The ``modules=`` of a model: a :class:`StaticEmbedding` followed by optional :class:`Normalize` modules.
+
+    sentence-transformers' own ``StaticEmbedding`` / ``Normalize`` objects are taken too (their table is copied
+    to numpy), so code that builds the torch modules works unchanged.
+
+    Raises:
+        ValueError: An empty list (sentence-transformers' message).
+        TypeError: Any other module (the message names it).
+    """
+    modules = list(modules.values()) if isinstance(modules, dict) else list(modules)
+    if not modules:
+        raise ValueError(
+            f"An empty modules list was passed to {owner}. Please provide at least one module, e.g. a Transformer module."
+        )
+    first = modules[0]
+    if not isinstance(first, StaticEmbedding):
+        weight = getattr(getattr(first, "embedding", None), "weight", None)
+        if type(first).__name__ != "StaticEmbedding" or weight is None:
+            raise TypeError(
+                f"{owner}(modules=...) runs a StaticEmbedding followed by an optional Normalize; the first module is "
+                f"{type(first).__name__}. Build it with staticst.StaticEmbedding(tokenizer, embedding_weights=...) or "
+                "StaticEmbedding.from_model2vec(...)."
+            )
+        first = StaticEmbedding(
+            first.tokenizer, embedding_weights=weight, base_model=getattr(first, "base_model", None)
+        )
+    rest: list[Module] = []
+    for i, module in enumerate(modules[1:], start=1):
+        if type(module).__name__ != "Normalize":
+            raise TypeError(
+                f"{owner}(modules=...) runs a StaticEmbedding followed by an optional Normalize; module {i} is "
+                f"{type(module).__name__}, which a static model does not run."
+            )
+        rest.append(module if isinstance(module, Normalize) else Normalize())
+    return [first, *rest]
+
 
 def _normalized(emb: np.ndarray) -> np.ndarray:
     """``normalize_embeddings``: sentence-transformers' L2 rule, raising on a norm that overflows."""
@@ -537,13 +923,32 @@ def _normalized(emb: np.ndarray) -> np.ndarray:
         raise PoolingOverflowError(str(exc)) from None
 
 
+class _BatchBar:
+    """Counts texts done, shows batches of ``batch_size`` done: sentence-transformers' "Batches" bar."""
+
+    def __init__(self, bar: Any, batch_size: int) -> None:
+        self._bar = bar
+        self._batch_size = batch_size
+        self._texts = 0
+
+    def update(self, texts: int) -> None:
+        """Record ``texts`` more texts encoded; the bar moves by the batches they complete."""
+        before = -(-self._texts // self._batch_size)
+        self._texts += texts
+        self._bar.update(-(-self._texts // self._batch_size) - before)
+
+
 @contextlib.contextmanager
-def _bar(total: int, show: bool) -> Iterator[Any]:
-    """A tqdm progress bar over ``total`` texts when ``show`` (else ``None``), closed on exit."""
+def _bar(total: int, show: bool, batch_size: int) -> Iterator[_BatchBar | None]:
+    """A tqdm bar over the batches of ``total`` texts when ``show`` (else ``None``), closed on exit.
+
+    As sentence-transformers' ``encode`` shows it: "Batches", ``ceil(total / batch_size)`` steps; its
+    ``update`` takes a number of texts.
+    """
     if not show:
         yield None
         return
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, desc="Batches", unit="text") as bar:
-        yield bar
+    with tqdm(total=-(-total // batch_size), desc="Batches") as bar:
+        yield _BatchBar(bar, batch_size)

@@ -3,8 +3,8 @@
 The per-word work of tokenization needs the GIL, so threads cannot share it; processes can. A pool is
 a dict shaped like sentence-transformers' (``{"input": Queue, "output": Queue, "processes": [...]}``)
 holding *spawned* worker processes (never forked: safe in threaded applications). Each worker builds
-the model's engine (:class:`staticst.engine.Embedder`) from its folder once (the table is memory-mapped,
-so the page cache is shared) and then serves chunks:
+the model's engine (:class:`staticst.engine.Embedder`) from its folder once (a table of 16 MiB or more is mapped from
+one read-only copy per machine, a smaller one read into the worker's private memory) and then serves chunks:
 
 * the parent puts ``(call, chunk, shared-memory name, first row, texts, settings)`` on the input
   queue, chunks of ``chunk_size`` texts (default: about a quarter of each worker's share, between

@@ -35,6 +35,7 @@ __all__ = [
     "WINDOW_BYTES",
     "Arithmetic",
     "PoolingConfig",
+    "float64_means",
     "normalize_rows",
     "pool",
     "pool_one",
@@ -88,7 +89,9 @@ class Arithmetic:
         """The dtype the reference stores a mean in (the result is returned as float32)."""
         return np.dtype(np.float32)
 
-    def mean(self, sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype) -> np.ndarray:
+    def mean(
+        self, sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype
+    ) -> np.ndarray:
         """Means of a block of per-text sums (``safe``: the per-text denominators, never 0), in :meth:`out_dtype`."""
         raise NotImplementedError
 
@@ -105,7 +108,9 @@ class Model2VecArithmetic(Arithmetic):
     def out_dtype(self, table_dtype: np.dtype) -> np.dtype:  # noqa: D102
         return np.dtype(np.float32) if np.issubdtype(table_dtype, np.integer) else np.dtype(table_dtype)
 
-    def mean(self, sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype) -> np.ndarray:  # noqa: D102
+    def mean(
+        self, sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype
+    ) -> np.ndarray:  # noqa: D102
         # numpy's mean: sum in `acc`, true_divide by an intp count in float64, stored in the output dtype.
         out_dtype = self.out_dtype(table_dtype)
         if acc == np.float32 and config.denominator == "count" and float(safe.max(initial=0.0)) < 2**24:
@@ -123,7 +128,9 @@ class SentenceTransformersArithmetic(Arithmetic):
 
     name = "sentence-transformers"
 
-    def mean(self, sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype) -> np.ndarray:  # noqa: D102
+    def mean(
+        self, sums: np.ndarray, safe: np.ndarray, config: PoolingConfig, table_dtype: np.dtype, acc: np.dtype
+    ) -> np.ndarray:  # noqa: D102
         return (sums / safe.astype(sums.dtype)).astype(np.float32, copy=False)
 
     def norm_divisor(self, norms: np.ndarray) -> np.ndarray:  # noqa: D102
@@ -199,6 +206,20 @@ def _segment_sums(
     return sums
 
 
+def float64_means(
+    table: np.ndarray, ids: np.ndarray, offsets: np.ndarray, mapping: np.ndarray | None, weights: np.ndarray | None
+) -> np.ndarray:
+    """Per-text means in float64, unnormalised: sums in token order over the count (model2vec's float64 tables).
+
+    Inf / NaN from an overflow are returned as they are (the caller names the input).
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        sums = _segment_sums(table, ids, offsets, mapping, weights, np.dtype(np.float64))
+        counts = np.diff(offsets)
+        means: np.ndarray = sums / np.where(counts == 0, 1, counts)[:, None]
+    return means
+
+
 def overflow(message_index: int) -> FloatingPointError:
     """The error for a text whose vector overflowed (``message_index``: its position in the call)."""
     return FloatingPointError(
@@ -235,7 +256,7 @@ def pool(
     """Pool flat token ids into one float32 vector per text.
 
     Args:
-        table: ``(rows, dim)`` embedding table (float32, float16 or int8; may be memory-mapped).
+        table: ``(rows, dim)`` embedding table (float32, float16 or int8; read-only).
         ids: Flat token ids of all texts (int64).
         offsets: ``len(texts) + 1`` boundaries into ``ids``.
         config: The model's numeric semantics.

@@ -6,9 +6,9 @@ For code written as ``from model2vec import StaticModel``: the constructor, ``fr
 ``push_to_hub`` behave as model2vec 0.10's, and the vectors are model2vec's (float16 where model2vec
 returns float16). Every folder is read under model2vec's rules (``[UNK]`` dropped, ``max_length`` from
 ``config.json``, the character cut), whatever its layout, as model2vec reads it. Vectors come from
-:class:`staticst.engine.Embedder`, with two model2vec-only steps here: the unnormalised means of a float64
-table are kept in float64 (the engine returns float32), and ``vocabulary_quantization`` clusters the
-vocabulary with scikit-learn as model2vec does.
+:class:`staticst.engine.Embedder` (the unnormalised means of a float64 table kept in float64, as model2vec
+does, from :meth:`~staticst.engine.Embedder.embed_float64`), with one model2vec-only step here:
+``vocabulary_quantization`` clusters the vocabulary with scikit-learn as model2vec does.
 """
 
 from __future__ import annotations
@@ -26,21 +26,41 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from staticst._version import __version__
-from staticst.engine import Embedder, steps
-from staticst.errors import MissingDependencyError, PoolingOverflowError
+from staticst.engine import Embedder
+from staticst.errors import MissingDependencyError, VocabularyMismatchError
 from staticst.families import MODEL2VEC
 from staticst.persistence.hub import resolve_model
 from staticst.persistence.layout import all_layout_files
-from staticst.persistence.load import ModelParts, read_model
+from staticst.persistence.load import TABLE_DTYPES, ModelParts, check_finite, parts_in_memory, read_model
 from staticst.persistence.save import SavedModel, write_model
-from staticst.pooling import _segment_sums
 
 __all__ = ["DEFAULT_MAX_LENGTH", "StaticModel"]
 
 logger = logging.getLogger("staticst.static_model")
 
 DEFAULT_MAX_LENGTH = 512
-_UNSET: Any = object()
+
+
+class _UnsetType:
+    """The type of :data:`_UNSET`: "argument not passed" (``None`` means "no limit")."""
+
+    def __repr__(self) -> str:
+        return "_UNSET"
+
+
+_UNSET: Any = _UnsetType()
+
+
+def _is_unset(value: Any) -> bool:
+    """Whether ``value`` is staticst's or model2vec's "not passed" marker (``model2vec.types._UNSET``).
+
+    model2vec's own code (``StaticModelPipeline``, the trainers) passes its marker to ``encode``; it is recognised
+    by its type, without importing model2vec.
+    """
+    kind = type(value)
+    return kind is _UnsetType or (kind.__name__ == "_UnsetType" and kind.__module__.startswith("model2vec"))
+
+
 _QUANTIZE_TO = {"float16": np.float16, "float32": np.float32, "float64": np.float64, "int8": np.int8}
 
 
@@ -53,7 +73,9 @@ def _quantized(table: np.ndarray, quantize_to: Any, dimensionality: int | None) 
     if quantize_to is not None:
         name = str(getattr(quantize_to, "value", quantize_to))
         if name not in _QUANTIZE_TO:
-            raise ValueError(f"quantize_to={quantize_to!r} is not a dtype model2vec knows; use one of {list(_QUANTIZE_TO)}.")
+            raise ValueError(
+                f"quantize_to={quantize_to!r} is not a dtype model2vec knows; use one of {list(_QUANTIZE_TO)}."
+            )
         dtype = np.dtype(_QUANTIZE_TO[name])
         if table.dtype != dtype:
             if dtype == np.int8:  # model2vec: scale to [-127, 127] in float16, round, clip
@@ -131,29 +153,6 @@ def _resolve(path: str | os.PathLike[str], token: str | None, subfolder: str | N
     return Path(snapshot) / prefix
 
 
-def _float64_means(engine: Embedder, texts: Sequence[str]) -> np.ndarray:
-    """Unnormalised model2vec means of a float64 table, in float64: ``(len(texts), dim)``.
-
-    The same token ids as :meth:`Embedder.embed`, summed in token order in float64 (pooling's sums, which
-    follow numpy's reduction order) and divided by the token count, as numpy's ``mean`` in model2vec does.
-
-    Raises:
-        PoolingOverflowError: A text's vector overflowed to Inf / NaN.
-    """
-    out = np.zeros((len(texts), engine.dim), dtype=np.float64)
-    bounds = steps(texts)
-    for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
-        ids, offsets = engine.tokenize(texts[lo:hi])
-        with np.errstate(over="ignore", invalid="ignore"):
-            sums = _segment_sums(engine.table, ids, offsets, engine.mapping, engine.weights, np.dtype(np.float64))
-            counts = np.diff(offsets)
-            out[lo:hi] = sums / np.where(counts == 0, 1, counts)[:, None]
-        bad = ~np.isfinite(out[lo:hi]).all(axis=1)
-        if bad.any():
-            raise PoolingOverflowError(f"the vector of input {lo + int(np.flatnonzero(bad)[0])} overflowed to Inf/NaN")
-    return out
-
-
 class StaticModel:
     """A static embedding model with model2vec 0.10's API.
 
@@ -187,21 +186,21 @@ class StaticModel:
         *,
         kernel: str | None = None,
     ) -> None:
-        with tempfile.TemporaryDirectory() as tmp:  # the table is read back into private memory
-            model = SavedModel(
+        # the parts a model2vec folder of these would give, built in memory (private copies of the arrays)
+        parts = parts_in_memory(
+            SavedModel(
                 layout="model2vec",
                 table=np.ascontiguousarray(vectors),
                 mapping=None if token_mapping is None else np.asarray(token_mapping, dtype=np.int64),
                 weights=None if weights is None else np.ascontiguousarray(weights),
-                tokenizer=Tokenizer.from_str(tokenizer.to_str()),
+                tokenizer=tokenizer,
                 normalize=bool(normalize),
                 max_length=max_length,
                 truncation_side="right",
                 config={},
                 st_config={},
             )
-            write_model(Path(tmp), model, None)
-            parts = read_model(Path(tmp))
+        )
         self._setup(parts, config or {}, normalize, max_length, base_model_name, language, kernel)
 
     def _setup(
@@ -277,7 +276,7 @@ class StaticModel:
         # model2vec reads config.json, or config_sentence_transformers.json for a sentence-transformers layout
         config = dict(parts.config) if parts.resolved.layout.config_file else dict(parts.st_config)
         resolved_normalize = normalize if normalize is not None else bool(config.get("normalize", False))
-        resolved_max = config.get("max_length", DEFAULT_MAX_LENGTH) if max_length is _UNSET else max_length
+        resolved_max = config.get("max_length", DEFAULT_MAX_LENGTH) if _is_unset(max_length) else max_length
         base, language = metadata.get("base_model"), metadata.get("language")
         if not any([vocabulary_quantization, quantize_to, dimensionality]):  # model2vec's test
             model = cls.__new__(cls)
@@ -290,25 +289,87 @@ class StaticModel:
             table, mapping, weights = _vocabulary_quantized(table, weights, vocabulary_quantization)
         table = _quantized(table, quantize_to, dimensionality)
         return cls(
-            table, parts.tokenizer, config, resolved_normalize, base, language, weights, mapping, resolved_max, kernel=kernel
+            table,
+            parts.tokenizer,
+            config,
+            resolved_normalize,
+            base,
+            language,
+            weights,
+            mapping,
+            resolved_max,
+            kernel=kernel,
         )
 
     # ------------------------------------------------------------------ attributes
 
     @property
     def embedding(self) -> np.ndarray:
-        """The ``(rows, dim)`` table (read-only; build a new ``StaticModel`` to change it)."""
+        """The ``(rows, dim)`` table (read-only array); assignable, as in model2vec (the model is rebuilt on it).
+
+        ``model.embedding = np.nan_to_num(model.embedding)`` is what model2vec's ``StaticModelPipeline`` and trainers do.
+        """
         return self._engine.table
+
+    @embedding.setter
+    def embedding(self, value: Any) -> None:
+        self._replace_parts(table=np.asarray(value))
 
     @property
     def weights(self) -> np.ndarray | None:
-        """Per-token weights, or ``None``."""
+        """Per-token weights, or ``None``; assignable."""
         return self._engine.weights
+
+    @weights.setter
+    def weights(self, value: Any) -> None:
+        self._replace_parts(weights=None if value is None else np.asarray(value))
 
     @property
     def token_mapping(self) -> np.ndarray | None:
-        """Token id -> table row, or ``None``."""
+        """Token id -> table row, or ``None``; assignable."""
         return self._engine.mapping
+
+    @token_mapping.setter
+    def token_mapping(self, value: Any) -> None:
+        self._replace_parts(mapping=None if value is None else np.asarray(value, dtype=np.int64))
+
+    def _replace_parts(self, **changes: Any) -> None:
+        """Rebuild the model on a new table / weights / mapping (checked as a folder's are), settings kept.
+
+        Raises:
+            ValueError: The new table does not fit the tokenizer (``VocabularyMismatchError``), is not a 2-D
+                table of a supported dtype, or holds NaN / Inf (``NonFiniteEmbeddingError``).
+        """
+        parts = dataclasses.replace(self._parts, **changes)
+        table, mapping, weights = parts.table, parts.mapping, parts.weights
+        if table.ndim != 2 or table.dtype not in TABLE_DTYPES:
+            raise ValueError(
+                f"embedding must be a 2-D table of float16, float32, float64 or int8; got {table.dtype} {table.shape}."
+            )
+        n_ids = len(mapping) if mapping is not None else table.shape[0]
+        if mapping is None and n_ids != len(self.tokens):
+            raise VocabularyMismatchError(
+                f"Number of tokens ({len(self.tokens)}) does not match number of vectors ({n_ids}). "
+                "Please provide a token mapping or ensure the number of tokens matches the number of vectors."
+            )
+        if mapping is not None and len(mapping) and int(mapping.max()) >= table.shape[0]:
+            raise ValueError(
+                f"token_mapping points at row {int(mapping.max())}, but the table has {table.shape[0]} rows."
+            )
+        if weights is not None and len(weights) != n_ids:
+            raise ValueError(f"weights has {len(weights)} entries, one per token id ({n_ids}) is needed.")
+        check_finite("embedding", table, Path("<assigned>"))
+        engine = self._engine
+        self._parts = dataclasses.replace(parts, table=np.ascontiguousarray(table))
+        rebuilt = Embedder.from_parts(
+            self._parts,
+            kernel=engine.kernel_request,
+            threads=engine.threads,
+            family=MODEL2VEC,
+            normalize=self._normalize,
+        )
+        self._engine = rebuilt.with_max_length(self._max_length)
+        self._engines.clear()
 
     @property
     def dim(self) -> int:
@@ -350,10 +411,14 @@ class StaticModel:
     def normalize(self, value: bool) -> None:
         current = self.config.get("normalize")
         if current is not None and value != current:
-            logger.warning(f"Set normalization to `{value}`, which does not match config value `{current}`. Updating config.")
+            logger.warning(
+                f"Set normalization to `{value}`, which does not match config value `{current}`. Updating config."
+            )
         self._normalize = value
         self.config["normalize"] = value
-        self._engine = self._engine.with_settings(pooling=dataclasses.replace(self._engine.pooling, normalize=bool(value)))
+        self._engine = self._engine.with_settings(
+            pooling=dataclasses.replace(self._engine.pooling, normalize=bool(value))
+        )
         self._engines.clear()
 
     @property
@@ -365,7 +430,9 @@ class StaticModel:
     def max_length(self, value: int | None) -> None:
         current = self.config.get("max_length")
         if current is not None and value != current:
-            logger.warning(f"Set max_length to `{value}`, which does not match config value `{current}`. Updating config.")
+            logger.warning(
+                f"Set max_length to `{value}`, which does not match config value `{current}`. Updating config."
+            )
         self._max_length = value
         self.config["max_length"] = value
         self._set_tokenizer_limit(value)
@@ -431,11 +498,14 @@ class StaticModel:
         single = isinstance(sentences, str)
         texts: list[str] = [sentences] if isinstance(sentences, str) else list(sentences)
         engine = self._engine_for(
-            self._max_length if max_length is _UNSET else max_length, self._normalize if normalize is None else bool(normalize)
+            self._max_length if _is_unset(max_length) else max_length,
+            self._normalize if normalize is None else bool(normalize),
         )
         # The engine returns float32. model2vec keeps a float64 table's means in float64 (it normalises in
-        # float32, so normalised vectors are float32 values either way): those come from _float64_means.
-        embed = _float64_means if self.embedding.dtype == np.float64 and not engine.pooling.normalize else Embedder.embed
+        # float32, so normalised vectors are float32 values either way): those come from Embedder.embed_float64.
+        embed = (
+            Embedder.embed_float64 if self.embedding.dtype == np.float64 and not engine.pooling.normalize else Embedder.embed
+        )
         out = self._batched(embed, engine, texts, batch_size, show_progress_bar)
         dtype = np.float32 if self.embedding.dtype == np.int8 else self.embedding.dtype
         out = out.astype(dtype, copy=False)
@@ -472,7 +542,9 @@ class StaticModel:
 
     # ------------------------------------------------------------------ saving
 
-    def save_pretrained(self, path: str | os.PathLike[str], model_name: str | None = None, subfolder: str | None = None) -> None:
+    def save_pretrained(
+        self, path: str | os.PathLike[str], model_name: str | None = None, subfolder: str | None = None
+    ) -> None:
         """Save in the model2vec layout (``model.safetensors``, ``tokenizer.json``, ``config.json``, ``modules.json``).
 
         Args:
@@ -512,7 +584,9 @@ class StaticModel:
             "`staticst.StaticSentenceTransformer`.\n"
         )
 
-    def push_to_hub(self, repo_id: str, private: bool = False, token: str | None = None, subfolder: str | None = None) -> None:
+    def push_to_hub(
+        self, repo_id: str, private: bool = False, token: str | None = None, subfolder: str | None = None
+    ) -> None:
         """Save to a temporary folder and upload it, as model2vec does (creating the repository if needed)."""
         from staticst.persistence.hub import push_model2vec_folder
 
@@ -532,7 +606,9 @@ class StaticModel:
         """Rebuild the engine from the pickled parts (see :meth:`__getstate__`)."""
         kernel, threads = state.pop("_engine_state")
         self.__dict__.update(state)
-        engine = Embedder.from_parts(self._parts, kernel=kernel, threads=threads, family=MODEL2VEC, normalize=self._normalize)
+        engine = Embedder.from_parts(
+            self._parts, kernel=kernel, threads=threads, family=MODEL2VEC, normalize=self._normalize
+        )
         self._engine = engine.with_max_length(self._max_length)
         self._engines = {}
 
@@ -541,4 +617,3 @@ class StaticModel:
             f"StaticModel(tokens={len(self.tokens)}, dim={self.dim}, dtype={self.embedding_dtype!r}, "
             f"normalize={self._normalize}, max_length={self._max_length})"
         )
-

@@ -1,16 +1,29 @@
-"""Shared fixtures: the real models/data in ../shared, and tiny generated models for unit behaviour."""
+"""Shared fixtures: the backend, the real models/data in ../shared, and tiny generated models for unit behaviour.
+
+Backends: a test (or a whole module, ``pytestmark = pytest.mark.usefixtures("backend")``) whose result depends on
+the backend requests the ``backend`` fixture; it then runs once per backend (ids ``native`` and ``numpy``) with
+``STATICST_KERNEL`` set to it, so every model the test builds, in this process or a child, runs on that backend.
+A module-scoped fixture that builds a model must request ``backend`` too (else it is built once and shared by
+both). With ``STATICST_KERNEL`` set by the user (``STATICST_KERNEL=numpy python -m pytest``) the suite runs on
+that backend only. Tests that do not depend on the backend (server, integrations, corpus, eval, notebooks) run
+once, on the default backend.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Generator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+
+from staticst import kernel as kernels
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -18,6 +31,28 @@ WORDS = [
     "the", "a", "cat", "dog", "sat", "on", "mat", "bank", "river", "money", "man", "bit", "good", "bad",
     "not", "is", "was", "by", "hello", "world", "fast", "slow", "car", "red", "blue", "sky", "eats", "fish",
 ]  # fmt: skip
+
+
+#: The backends a backend-dependent test runs on: the one STATICST_KERNEL names, else both.
+BACKENDS = [os.environ[kernels.ENV_KERNEL]] if os.environ.get(kernels.ENV_KERNEL) else ["native", "numpy"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Generator[str, None, None]:
+    """The backend (``"native"`` or ``"numpy"``) this test runs on, set as STATICST_KERNEL while it runs.
+
+    ``native`` sets ``STATICST_KERNEL=auto``, what users get: the compiled kernel for every model it runs, the
+    numpy path (with its reason in ``model.info()``) for the few it does not, as the default run always did;
+    ``numpy`` sets ``STATICST_KERNEL=numpy``. A test passing ``kernel=backend`` asks for that backend outright
+    (``"native"`` refuses a model the kernel cannot run). The compiled kernel missing is a skip of the native run,
+    except where ``STATICST_REQUIRE_KERNEL`` is set (CI): there the tests fail.
+    """
+    name: str = request.param
+    if name == "native" and not kernels.available() and not os.environ.get("STATICST_REQUIRE_KERNEL"):
+        pytest.skip("the compiled kernel is not built (CI sets STATICST_REQUIRE_KERNEL=1 and builds it)")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(kernels.ENV_KERNEL, "auto" if name == "native" else name)
+        yield name
 
 
 SHARED_DEFAULT = REPO.parent / "shared"
@@ -78,6 +113,32 @@ def shared_model() -> Callable[[str], Path]:
         return path
 
     return get
+
+
+def execute_notebook(nb: Any, cwd: Path, timeout: float = 600) -> None:
+    """Run ``nb`` (an nbformat notebook) top to bottom with nbclient, in place, so that Ctrl-C stops pytest.
+
+    nbclient's ``NotebookClient``, run on the main thread, adds an asyncio SIGINT handler that only shuts the
+    kernel down: the ``KeyboardInterrupt`` never reaches pytest, the test fails with ``DeadKernelError`` and
+    the run goes on (the next notebook swallows the next Ctrl-C). Off the main thread nbclient adds no handler
+    (``loop.add_signal_handler`` refuses there), so the main thread, waiting here, gets the interrupt.
+    """
+    from nbclient import NotebookClient
+
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(cwd)}}).execute()
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the main thread
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name="notebook", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)  # short waits: a KeyboardInterrupt is raised here, between them
+    if failure:
+        raise failure[0]
 
 
 def _vocab() -> dict[str, int]:
@@ -169,6 +230,23 @@ def write_st_root(folder: Path, tokenizer: Tokenizer, *, dim: int = 8, normalize
         json.dumps({"prompts": {"query": "query: ", "document": ""}, "default_prompt_name": None, "similarity_fn_name": "cosine"})
     )
     return table
+
+
+@pytest.fixture(scope="module")
+def model(request: pytest.FixtureRequest) -> Any:
+    """The model a test module works with, loaded once per module.
+
+    The module's ``MODEL`` (a folder name in shared/models, e.g. ``MODEL = "potion-base-8M"``) if it has one, else
+    the built-in model with the prompts ``query`` and ``passage`` (what the server tests serve).
+    """
+    from staticst import StaticSentenceTransformer
+
+    name = getattr(request.module, "MODEL", None)
+    if name is not None:
+        return StaticSentenceTransformer(request.getfixturevalue("shared_model")(name))
+    built_in = StaticSentenceTransformer()
+    built_in.prompts = {"query": "query: ", "passage": "passage: "}
+    return built_in
 
 
 @pytest.fixture

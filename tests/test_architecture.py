@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "staticst"
@@ -15,8 +16,9 @@ def _module_name(path: Path) -> str:
 
 def _modules() -> dict[str, Path]:
     modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
-    if (PACKAGE / "_kernel").is_dir():  # the compiled kernel: C sources, imports nothing of the package
-        modules["staticst._kernel"] = PACKAGE / "_kernel"
+    sources = PACKAGE.parent / "csrc"
+    if sources.is_dir():  # the compiled kernel staticst._kernel: C sources outside the package, import nothing of it
+        modules["staticst._kernel"] = sources
     return modules
 
 
@@ -72,3 +74,54 @@ def test_no_import_circles() -> None:
         if name not in state:
             visit(name, [name])
     assert not cycles, f"import circles: {cycles}"
+
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
+
+
+def _group(module: str) -> str:
+    """A module's name in docs/architecture.md's drawing: ``model``, ``server/`` (a folder), ``__init__``."""
+    parts = module.split(".")[1:]
+    if not parts:
+        return "__init__"
+    return f"{parts[0]}/" if (PACKAGE / parts[0]).is_dir() else parts[0]
+
+
+def _drawing() -> dict[str, set[str]]:
+    """The import arrows drawn in docs/architecture.md: ``name ---> dep, dep`` lines of its first code block."""
+    text = ARCHITECTURE.read_text(encoding="utf-8")
+    block = text.split("```\n", 2)[1]
+    lines: list[str] = []
+    for line in block.splitlines():
+        if line.startswith(" ") and lines:  # a continued line
+            lines[-1] += " " + line.strip()
+        else:
+            lines.append(line)
+    drawn: dict[str, set[str]] = {}
+    for line in lines:
+        line = re.sub(r"\([^)]*\)", "", line)  # remarks in parentheses
+        if ": no staticst import" in line:
+            for name in line.split(":")[0].split(","):
+                drawn[name.strip().removesuffix(".py")] = set()
+            continue
+        source, _, deps = line.partition("->")
+        name = source.split()[0].rstrip("-").removesuffix(".py")
+        drawn[name] = {d.strip().removesuffix(".py") for d in deps.lstrip("->").split(",") if d.strip()}
+    return drawn
+
+
+def test_the_architecture_drawing_is_the_import_graph() -> None:
+    """docs/architecture.md names every module under staticst/ and draws exactly the imports between them."""
+    actual: dict[str, set[str]] = {}
+    for module, deps in _graph().items():
+        group = _group(module)
+        actual.setdefault(group, set()).update(_group(d) for d in deps)
+    for group, deps in actual.items():
+        deps.discard(group)
+    drawn = _drawing()
+    assert sorted(drawn) == sorted(actual), "modules drawn in docs/architecture.md differ from staticst/'s"
+    wrong = {name: (sorted(drawn[name]), sorted(deps)) for name, deps in actual.items() if drawn[name] != deps}
+    assert not wrong, f"docs/architecture.md draws other imports than the code has (drawn, actual): {wrong}"
+    for path in PACKAGE.rglob("*.py"):  # and the layer table names every module file
+        if path.name != "__init__.py":
+            assert re.search(rf"\b{re.escape(path.stem)}\b", ARCHITECTURE.read_text(encoding="utf-8")), path

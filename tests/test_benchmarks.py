@@ -18,7 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # integration job: benchmark scripts run end to end; `-m "not slow"` leaves it out
 
 SCRIPT = REPO / "benchmarks" / "encode.py"
 STATICST = ("staticst", "staticst-1-thread", "staticst-numpy")
@@ -60,7 +64,7 @@ def test_encode_benchmark_quick(tmp_path: Path, shared_dir: Path, shared_model: 
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--output", str(out), "--models", POTION, ST_LAYOUT,
          "--text-file", str(text_file), "--max-sentences", "4500"],
-        capture_output=True, text=True, timeout=400, env=env, cwd=tmp_path,
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -88,6 +92,21 @@ def test_encode_benchmark_quick(tmp_path: Path, shared_dir: Path, shared_model: 
     assert model["baseline_numpy_rss_mb"] == report["baseline_numpy_rss_mb"] and _positive(model["tokenizer_rss_mb"])
     assert model["tensors"]["embeddings"] == {"dtype": "F32", "shape": [29528, 256]}
     assert model["callgrind"] is None
+    # the headline: first sight and warm per script group, staticst against model2vec (and laghu) in the same run
+    headline = model["first_sight"]
+    assert set(headline["groups"]) == {"english", "latin", "cyrillic-greek", "cjk", "arabic-hebrew-indic-thai"}
+    assert headline["sources"]["catalogues"]["package"] == "Django"  # the [bench] extra is installed in CI
+    for group, res in headline["groups"].items():
+        assert "error" not in res, (group, res)
+        assert res["slice_size"] == settings["slice_size"] == 200 and res["rounds"] == settings["first_sight_rounds"]
+        for lib in ("staticst", "staticst-1-thread", "model2vec"):
+            runs = res["libraries"][lib]
+            assert _positive(runs["first_sight_per_s"]) and _positive(runs["warm_per_s"]), (group, lib)
+            assert len(runs["first_sight_runs_s"]) == len(runs["warm_runs_s"]) == res["rounds"]
+        ratio = res["ratios"]["model2vec"]["first_sight"]
+        assert ratio == pytest.approx(
+            res["libraries"]["staticst"]["first_sight_per_s"] / res["libraries"]["model2vec"]["first_sight_per_s"]
+        )
     states = model["libraries"]
     for lib in (*STATICST, "model2vec"):
         assert states[lib]["status"] == "ok", (lib, states[lib])
@@ -177,3 +196,68 @@ def test_encode_benchmark_quick(tmp_path: Path, shared_dir: Path, shared_model: 
     assert "| potion-base-8M | throughput, default batch_size" in proc.stdout
     assert f"| {ST_LAYOUT} | max abs diff vs the reference" in proc.stdout
     assert "target [potion-base-8M] one sentence <= 4 µs p50:" in proc.stdout
+
+
+def test_memory_shared_benchmark_smoke(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    """benchmarks/memory_shared.py --smoke: two processes with the same model map one table (PSS), not two."""
+    shared_model("potion-base-8M")
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "memory_shared.py"), "--smoke", "--output", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {(r["share"], r["workers"]): r for r in json.loads((tmp_path / "memory_shared.json").read_text())["rows"]}
+    table_mb = rows[(True, 1)]["table_pss_mb"]
+    assert table_mb > 16  # potion-base-8M's 30 MB table is served from the shared copy
+    assert rows[(True, 2)]["table_pss_mb"] <= 1.05 * table_mb  # two processes: one table's worth of PSS
+    assert rows[(False, 2)]["table_pss_mb"] == 0  # sharing off: private copies
+    assert rows[(False, 2)]["model_pss_mb"] - rows[(True, 2)]["model_pss_mb"] > 0.5 * table_mb
+    assert "model PSS" in done.stdout
+
+
+def test_corpus_benchmark_shards_smoke(tmp_path: Path, shared_dir: Path) -> None:
+    """benchmarks/corpus.py --shards 2: two concurrent shard runs concatenate to the one-machine output (ids, bits)."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "corpus.py"), "--shards", "2", "--lines", "6000",
+         "--shared-dir", str(shared_dir), "--work-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "verdict: the 2 shards concatenate to the one-machine output" in done.stdout
+    assert done.stdout.count("  ok  ") == 4 and "FAIL" not in done.stdout
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if line.startswith("| ")}
+    shard_rows = [int(rows[f"shard {i}/2 (concurrent)"].split("|")[3].replace(",", "")) for i in range(2)]
+    assert sum(shard_rows) == 6000 and min(shard_rows) > 0
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("deployment", ["real", "local"])
+def test_engines_benchmark_quick(tmp_path: Path, shared_dir: Path, deployment: str) -> None:
+    """benchmarks/engines.py --quick: plain encode, the CLI, Ray and Spark each embed the corpus (in the cluster step).
+
+    ``real``: on a Ray head + worker node and a Spark master + 2 workers (tests/_clusters.py), 2 CPUs each.
+    """
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "engines.py"), "--quick", "--deployment", deployment,
+         "--output", str(tmp_path)],
+        capture_output=True, text=True, timeout=900, cwd=REPO,
+        env={**os.environ, "STATICST_SHARED_DIR": str(shared_dir)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "engines.json").read_text())
+    assert report["deployment"] == deployment
+    by = {r["label"]: r for r in report["results"]}
+    assert {"encode 1x2", "cli 1x2", "ray 2x1", "spark-arrow 2x1"} <= set(by), sorted(by)
+    for label in ("encode 1x2", "cli 1x2", "ray 2x1", "spark-arrow 2x1"):
+        assert by[label]["rows"] == report["rows"] == 5000 and _positive(by[label]["rows_per_s"]), label
+        assert _positive(by[label]["rows_per_s_per_cpu"]), label
+    assert by["encode 1x2"]["cpus"] == 2 and by["encode 1x2"]["per_cpu_vs_encode"] == 1.0
+    if deployment == "real":
+        assert set(report["topology"]) == {"ray", "spark"}
+        assert by["ray 2x1"]["cpus"] == by["spark-arrow 2x1"]["cpus"] == 2
+        # Spark's two executors: one per worker, the second on the second host where namespaces are available
+        netns = report["topology"]["spark"].startswith("netns")
+        assert by["spark-arrow 2x1"]["hosts"] == (2 if netns else 1), report["topology"]
+        assert any(k.startswith("Ray cluster") for k in report["startup_s"]), report["startup_s"]
+    assert "target >= 0.70" in done.stdout
+    assert (tmp_path / "engines.png").is_file()

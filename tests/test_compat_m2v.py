@@ -11,12 +11,15 @@ import pytest
 
 import staticst
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test here runs on both backends
+
 TEXTS = ["hello world", "The quick brown fox jumps over the lazy dog", "", "naïve café 東京", "x y z " * 300]
 MODELS = ["potion-base-8M", "wordllama-l2-supercat-256", "tokenlearn-10k-int8", "potion-base-2M-sentence-transformers"]
 
 
 @pytest.fixture(scope="module", params=MODELS)
-def pair(request: pytest.FixtureRequest, shared_model: Any) -> tuple[Any, Any, Path]:
+def pair(request: pytest.FixtureRequest, shared_model: Any, backend: str) -> tuple[Any, Any, Path]:
+    """Built once per backend (it requests ``backend``: STATICST_KERNEL is set while it loads)."""
     from model2vec import StaticModel
 
     folder = Path(shared_model(request.param))

@@ -14,6 +14,8 @@ import pytest
 
 from staticst import StaticSentenceTransformer, UnknownLayoutError, VocabularyMismatchError
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test here runs on both backends
+
 TEXTS = ["hello world", "The quick brown fox jumps over the lazy dog", "a", "naïve café", "x y z " * 20]
 
 
@@ -23,7 +25,8 @@ def st_folder(shared_model: Any) -> Path:
 
 
 @pytest.fixture(scope="module")
-def models(st_folder: Path) -> tuple[StaticSentenceTransformer, Any]:
+def models(st_folder: Path, backend: str) -> tuple[StaticSentenceTransformer, Any]:
+    """Built once per backend (it requests ``backend``: STATICST_KERNEL is set while it loads)."""
     from sentence_transformers import SentenceTransformer
 
     return StaticSentenceTransformer(str(st_folder)), SentenceTransformer(str(st_folder), device="cpu")
@@ -111,7 +114,10 @@ def test_pickle_and_deepcopy_round_trip(models: tuple, st_folder: Path) -> None:
     np.testing.assert_array_equal(pickle.loads(data).encode(TEXTS), builtin.encode(TEXTS))
 
 
-def test_torch_module_calls(models: tuple) -> None:
+def test_torch_module_calls(models: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    from staticst import _st_args
+
+    monkeypatch.setattr(_st_args, "_warned", set())  # warned once per process: this test runs once per backend
     ours, ref = models
     assert ours.to("cpu") is ours and ours.eval() is ours and ours.train(False) is ours and ours.float() is ours
     assert ours.training is ref.eval().training is False

@@ -23,6 +23,8 @@ import staticst
 from staticst import StaticSentenceTransformer
 from tests.conftest import wordpiece_tokenizer, write_model2vec
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test here runs on both backends
+
 TEXTS = ["hello world", "the cat sat on the mat", "", "a dog is not a cat", "fish " * 40, "zzz qqq"]
 
 
@@ -75,13 +77,12 @@ def test_vocabulary_quantization_without_scikit_learn_names_it(tmp_path: Path, m
 # ------------------------------------------------------------------ model2vec: float64 tables
 
 
-@pytest.mark.parametrize("kernel", ["native", "numpy"])
-def test_float64_table_gives_model2vec_float64_means(shared_model: Any, kernel: str) -> None:
+def test_float64_table_gives_model2vec_float64_means(shared_model: Any, backend: str) -> None:
     from model2vec import StaticModel
 
     folder = shared_model("potion-base-2M")
     texts = [*TEXTS, "naïve café 東京", "x y z " * 300, "The quick brown fox jumps over the lazy dog"]
-    ours = staticst.StaticModel.from_pretrained(folder, quantize_to="float64", normalize=False, kernel=kernel)
+    ours = staticst.StaticModel.from_pretrained(folder, quantize_to="float64", normalize=False, kernel=backend)
     ref = StaticModel.from_pretrained(folder, quantize_to="float64", normalize=False)
     for kwargs in ({}, {"max_length": 3}, {"max_length": None}, {"normalize": True}, {"show_progress_bar": True, "batch_size": 2}):
         got, expected = ours.encode(texts, **kwargs), ref.encode(texts, **kwargs)
@@ -109,7 +110,8 @@ def test_float64_table_with_weights_gives_model2vec_means(tmp_path: Path) -> Non
 
 
 @pytest.fixture(scope="module")
-def st_models(shared_model: Any) -> tuple[StaticSentenceTransformer, Any]:
+def st_models(shared_model: Any, backend: str) -> tuple[StaticSentenceTransformer, Any]:
+    """Built once per backend (it requests ``backend``: STATICST_KERNEL is set while it loads)."""
     from sentence_transformers import SentenceTransformer
 
     folder = str(shared_model("potion-base-2M-sentence-transformers"))

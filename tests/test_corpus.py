@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,9 +25,7 @@ from tests.conftest import REPO
 TEXTS = [f"sentence {i}: the cat sat on mat number {i * 7 % 13}" for i in range(5000)] + ["", "café ü 日本", "x" * 3000]
 
 
-@pytest.fixture(scope="module")
-def model(shared_model: Callable[[str], Path]) -> StaticSentenceTransformer:
-    return StaticSentenceTransformer(shared_model("potion-base-2M"))
+MODEL = "potion-base-2M"  # the conftest's `model` fixture loads it
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +110,9 @@ def test_bad_records_fail_with_file_and_line_or_are_skipped_and_listed(tmp_path:
     (tmp_path / "a.npy.partial").rename(tmp_path / "gone")  # the failed run left its partial folder
     report = embed_corpus(model, source, tmp_path / "b.npy", on_error="skip", progress=False)
     assert report.rows == 2 and report.skipped == 1
-    assert report.errors is not None and json.loads(report.errors.read_text()) == {"line": 2, "reason": "not UTF-8 (byte 0xff at column 5)"}
+    assert report.errors is not None and json.loads(report.errors.read_text()) == {
+        "file": str(source), "line": 2, "reason": "not UTF-8 (byte 0xff at column 5)"
+    }
     np.testing.assert_array_equal(np.load(tmp_path / "b.npy"), model.encode(["good line", "another good one"]))
     jsonl = tmp_path / "c.jsonl"
     jsonl.write_text('{"text": "ok"}\n{"txt": "wrong field"}\nnot json\n{"text": 5}\n')
@@ -148,7 +151,7 @@ def test_a_leftover_partial_run_is_never_silently_reused(tmp_path: Path, model: 
     (out.with_name("out.npy.partial")).mkdir()
     with pytest.raises(CorpusOutputError, match="left by an interrupted run: pass resume=True"):
         embed_corpus(model, source, out, progress=False)
-    (out.with_name("out.npy.partial")).rmdir()
+    shutil.rmtree(out.with_name("out.npy.partial"))  # (the refused run took and released its lock file there)
     # a partial run with other options is refused on resume
     embed_corpus(model, source, out, progress=False)
     partial = out.with_name("out.npy.partial")
@@ -176,19 +179,20 @@ def test_sigkill_at_random_points_then_resume_gives_the_uninterrupted_result(
 ) -> None:
     rng = random.Random(hash(suffix) % 1000)
     source = tmp_path / "corpus.txt"
-    source.write_text("".join(f"{TEXTS[i % len(TEXTS)]} {i}\n" for i in range(120_000)), encoding="utf-8")
+    batch = 1500  # 40 batches: room for three kills of up to 8 batches each and a finishing run
+    source.write_text("".join(f"{TEXTS[i % len(TEXTS)]} {i}\n" for i in range(40 * batch)), encoding="utf-8")
     model = str(shared_model("potion-base-2M"))
     clean = tmp_path / f"clean{suffix}"
-    assert _cli("-m", model, "-i", str(source), "-o", str(clean), "--quiet", "--batch-size", "3000").wait(timeout=300) == 0
+    assert _cli("-m", model, "-i", str(source), "-o", str(clean), "--quiet", "--batch-size", str(batch)).wait(timeout=300) == 0
     out = tmp_path / f"out{suffix}"
     manifest = out.with_name(out.name + ".partial") / "manifest.json"
     kills = 0
     for attempt in range(8):
-        process = _cli("-m", model, "-i", str(source), "-o", str(out), "--quiet", "--batch-size", "3000", "--resume")
+        process = _cli("-m", model, "-i", str(source), "-o", str(out), "--quiet", "--batch-size", str(batch), "--resume")
         if attempt < 3:
             # killed once a random number of batches more are durable (not after a time: independent of speed)
             start = _consumed(manifest)
-            target = start + 3000 * rng.randint(1, 8)
+            target = start + batch * rng.randint(1, 8)
             while process.poll() is None and _consumed(manifest) < target:
                 time.sleep(0.001)
             if process.poll() is None:
@@ -265,12 +269,13 @@ def test_progress_bar_on_stderr_and_quiet(tmp_path: Path, shared_model: Callable
         f"embed_corpus({model!r}, {str(source)!r}, {str(tmp_path / 'p.npy')!r}, progress=True, batch_texts=2000)"
     )
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, env=env, timeout=120)
-    assert shown.returncode == 0 and "embedding" in shown.stderr and "texts=" in shown.stderr
+    assert shown.returncode == 0 and "embedding" in shown.stderr and "20.0k/20.0k" in shown.stderr and "texts/s" in shown.stderr
     quiet = subprocess.run(
         [sys.executable, "-m", "staticst.cli", "encode", "-m", model, "-i", str(source), "-o", str(tmp_path / "q.npy"), "--quiet"],
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )  # fmt: skip
-    assert quiet.returncode == 0 and quiet.stderr.strip() == f"wrote 20,000 rows to {tmp_path / 'q.npy'}"
+    assert quiet.returncode == 0
+    assert re.fullmatch(rf"wrote 20,000 rows to {re.escape(str(tmp_path / 'q.npy'))} in \d+\.\d s \([\d,]+ rows/s\)", quiet.stderr.strip())
 
 
 @pytest.mark.parametrize("block_bytes", [1, 7, 64, 1 << 20])
@@ -293,3 +298,439 @@ def test_text_lines_are_read_as_split_lines_whatever_the_block_size(
             expected.append((number, None))
     assert [(r.line, r.text if isinstance(r, Record) else None) for r in got] == expected
     assert [r.line for r in got if isinstance(r, BadRecord)] == [6, 14, 22, 30, 38]
+
+
+# ---------------------------------------------------------------------------------------------- issue 20.1: width
+
+
+def _read_any(path: Path, width: int, dtype: str) -> np.ndarray:
+    """An output file's rows with the readers a user would use (numpy, pyarrow), checking the declared shape/type."""
+    suffix = path.suffix
+    if suffix == ".npy":
+        return np.load(path)  # the header must describe the data: np.load fails on a wrong shape
+    if suffix in (".f32", ".bin"):
+        meta = json.loads(path.with_name(path.name + ".json").read_text())
+        data = np.fromfile(path, dtype=meta["dtype"])
+        assert data.size == meta["shape"][0] * meta["shape"][1]
+        return data.reshape(meta["shape"])
+    if suffix == ".jsonl":
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        assert all(len(r["embedding"]) == width for r in rows)
+        return np.array([r["embedding"] for r in rows], dtype=dtype)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    kind = table.schema.field("embedding").type
+    assert kind == pa.list_({"float32": pa.float32(), "int8": pa.int8(), "uint8": pa.uint8()}[dtype], width), kind
+    column = table.column("embedding").combine_chunks()
+    return column.flatten().to_numpy(zero_copy_only=False).reshape(len(table), width)
+
+
+@pytest.mark.parametrize("precision", ["float32", "binary", "ubinary"])
+@pytest.mark.parametrize("truncate_dim", [None, 24])
+@pytest.mark.parametrize("suffix", [".npy", ".f32", ".bin", ".jsonl", ".parquet"])
+def test_every_sink_writes_the_effective_width_and_precision(
+    tmp_path: Path, model: StaticSentenceTransformer, suffix: str, truncate_dim: int | None, precision: str
+) -> None:
+    texts = TEXTS[:300] + TEXTS[-3:]
+    source = tmp_path / "c.txt"
+    source.write_text("\n".join(texts) + "\n", encoding="utf-8")
+    out = tmp_path / f"t{suffix}"
+    embed_corpus(model, source, out, truncate_dim=truncate_dim, precision=precision, batch_texts=128, progress=False)
+    expected = np.asarray(model.encode(texts, truncate_dim=truncate_dim, precision=precision))
+    width = (truncate_dim or 64) if precision == "float32" else -(-(truncate_dim or 64) // 8)
+    assert expected.shape == (len(texts), width)
+    got = _read_any(out, width, str(expected.dtype))
+    assert got.shape == expected.shape and got.dtype == expected.dtype
+    assert got.tobytes() == expected.tobytes()
+
+
+def test_cli_truncate_dim_npy_reads_back(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    """The reported case: `staticst encode -i c.txt -o t.npy --truncate-dim 64` wrote a (n, 256) header."""
+    model = str(shared_model("potion-base-8M"))
+    source = tmp_path / "c.txt"
+    source.write_text("\n".join(TEXTS[:100]) + "\n")
+    for name in ("t.npy", "t.f32", "t.parquet"):
+        run = subprocess.run(
+            [sys.executable, "-m", "staticst.cli", "encode", "-m", model, "-i", str(source), "-o", str(tmp_path / name),
+             "--truncate-dim", "64", "-q"], capture_output=True, text=True, cwd=REPO, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+    expected = StaticSentenceTransformer(model).encode(TEXTS[:100], truncate_dim=64)
+    assert np.load(tmp_path / "t.npy").tobytes() == expected.tobytes()
+    assert json.loads((tmp_path / "t.f32.json").read_text())["shape"] == [100, 64]
+    assert _read_any(tmp_path / "t.parquet", 64, "float32").tobytes() == expected.tobytes()
+
+
+def test_int8_cannot_be_streamed_and_says_binary_can(tmp_path: Path, model: StaticSentenceTransformer) -> None:
+    source = tmp_path / "c.txt"
+    source.write_text("a\nb\n")
+    with pytest.raises(ValueError, match=r"precision='int8' cannot be streamed.*'binary' and 'ubinary' need no calibration"):
+        embed_corpus(model, source, tmp_path / "o.npy", precision="int8", progress=False)
+    assert not (tmp_path / "o.npy.partial").exists()
+
+
+# ---------------------------------------------------------------------------------------------- issue 19.1: resume by content
+
+
+def _run_until_killed(args: list[str], manifest: Path, at_least: int) -> None:
+    process = _cli(*args)
+    deadline = time.monotonic() + 240
+    while process.poll() is None and _consumed(manifest) < at_least and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert process.poll() is None, "the run ended before it could be killed: make the corpus larger"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+
+
+def test_resume_refuses_a_model_whose_weights_changed_with_the_same_shape(
+    tmp_path: Path, shared_model: Callable[[str], Path]
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(shared_model("potion-base-2M"), folder, copy_function=shutil.copyfile)
+    source = tmp_path / "corpus.txt"
+    source.write_text("".join(f"{TEXTS[i % len(TEXTS)]} {i}\n" for i in range(200_000)), encoding="utf-8")
+    out = tmp_path / "out.npy"
+    manifest = out.with_name("out.npy.partial") / "manifest.json"
+    args = ["-m", str(folder), "-i", str(source), "-o", str(out), "--quiet", "--batch-size", "1000"]
+    _run_until_killed(args, manifest, 5000)
+    done = _consumed(manifest)
+    assert done >= 5000 and not out.exists()
+    # perturb one value of the table in place: same file size, same shape, same modification time
+    weights = folder / "model.safetensors"
+    stat = weights.stat()
+    header = int.from_bytes(weights.read_bytes()[:8], "little")
+    with weights.open("r+b") as handle:
+        handle.seek(8 + header + 4 * 1000)
+        value = np.frombuffer(handle.read(4), dtype="<f4")[0]
+        handle.seek(8 + header + 4 * 1000)
+        handle.write(np.array([value + 0.25], dtype="<f4").tobytes())
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights.stat().st_size == stat.st_size and weights.stat().st_mtime_ns == stat.st_mtime_ns
+    resumed = subprocess.run([sys.executable, "-m", "staticst.cli", "encode", *args, "--resume"], capture_output=True, text=True, cwd=REPO, timeout=240)
+    assert resumed.returncode == 1, resumed.stderr
+    assert "belongs to another run" in resumed.stderr and "its table differ" in resumed.stderr, resumed.stderr
+    assert "Traceback" not in resumed.stderr and not out.exists()
+    assert _consumed(manifest) == done  # the partial run is kept, untouched
+
+
+def test_resume_with_the_same_model_continues(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    """The control of the test above: an unchanged model resumes, and the file equals an uninterrupted run's."""
+    model = str(shared_model("potion-base-2M"))
+    source = tmp_path / "corpus.txt"
+    source.write_text("".join(f"{TEXTS[i % len(TEXTS)]} {i}\n" for i in range(200_000)), encoding="utf-8")
+    out = tmp_path / "out.npy"
+    partial = out.with_name("out.npy.partial")
+    args = ["-m", model, "-i", str(source), "-o", str(out), "--quiet", "--batch-size", "1000"]
+    _run_until_killed(args, partial / "manifest.json", 5000)
+    (partial / "manifest.json.tmp").write_text("{half a manifest")  # a kill between writing and renaming it
+    resumed = subprocess.run([sys.executable, "-m", "staticst.cli", "encode", *args, "--resume"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed after" in resumed.stderr
+    lines = source.read_text(encoding="utf-8").splitlines()
+    assert np.load(out).tobytes() == StaticSentenceTransformer(model).encode(lines).tobytes()
+
+
+def test_model_fingerprint_names_every_part_that_changes_a_vector(shared_model: Callable[[str], Path]) -> None:
+    from staticst.corpus.run import model_fingerprint
+
+    folder = shared_model("potion-base-2M")
+    first = model_fingerprint(StaticSentenceTransformer(folder))
+    assert set(first) == {"table", "mapping", "weights", "tokenizer", "settings"}
+    assert first == model_fingerprint(StaticSentenceTransformer(folder))  # stable across loads
+    prompts = model_fingerprint(StaticSentenceTransformer(folder, prompts={"query": "q: "}))
+    assert prompts["settings"] != first["settings"] and prompts["table"] == first["table"]
+    quantized = model_fingerprint(StaticSentenceTransformer(shared_model("tokenlearn-10k-int8")))
+    assert None not in (quantized["mapping"], quantized["weights"]) and quantized["tokenizer"] != first["tokenizer"]
+
+
+# ---------------------------------------------------------------------------------------------- issue 19.10: bad records
+
+
+def test_an_escaped_lone_surrogate_is_a_bad_record_skipped_and_listed(
+    tmp_path: Path, model: StaticSentenceTransformer, shared_model: Callable[[str], Path]
+) -> None:
+    source = tmp_path / "c.jsonl"
+    source.write_text('{"text": "fine"}\n{"text": "bad \\ud800 here"}\n{"text": "also fine"}\n', encoding="utf-8")
+    with pytest.raises(CorpusInputError, match=r"c\.jsonl:2: field 'text' holds a lone surrogate \('\\ud800' at character 5\)"):
+        embed_corpus(model, source, tmp_path / "a.npy", progress=False)
+    out = tmp_path / "b.npy"
+    run = subprocess.run(
+        [sys.executable, "-m", "staticst.cli", "encode", "-m", str(shared_model("potion-base-2M")), "-i", str(source), "-o", str(out),
+         "--on-error", "skip", "-q"],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert not out.with_name("b.npy.partial").exists()
+    assert np.load(out).tobytes() == model.encode(["fine", "also fine"]).tobytes()
+    listed = json.loads(out.with_name("b.npy.errors.jsonl").read_text())
+    assert listed["file"] == str(source) and listed["line"] == 2 and "lone surrogate" in listed["reason"]
+
+
+def test_parquet_errors_name_the_row_index_as_pyarrow_counts(tmp_path: Path, model: StaticSentenceTransformer) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "c.parquet"
+    texts = ["zero", "one", None, "three"]
+    pq.write_table(pa.table({"text": texts}), source, row_group_size=2)
+    assert pq.read_table(source).column("text")[2].as_py() is None  # row index 2, as the user's reader counts
+    with pytest.raises(CorpusInputError, match=r"c\.parquet: row index 2: column 'text' is null"):
+        embed_corpus(model, source, tmp_path / "a.npy", progress=False)
+    report = embed_corpus(model, source, tmp_path / "b.npy", on_error="skip", progress=False)
+    assert report.errors is not None
+    assert json.loads(report.errors.read_text()) == {"file": str(source), "row": 2, "reason": "column 'text' is null"}
+
+
+def test_a_failing_encode_names_the_records_file_and_lines(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    model = StaticSentenceTransformer(shared_model("potion-base-2M"))
+    original = model.encode
+
+    def fails_on_poison(texts: Any, **kwargs: Any) -> Any:
+        if isinstance(texts, list) and "poison" in texts:
+            raise RuntimeError("the model broke")
+        return original(texts, **kwargs)
+
+    model.encode = fails_on_poison  # type: ignore[method-assign]
+    source = tmp_path / "c.txt"
+    source.write_text("".join(f"line {i}\n" for i in range(10)) + "poison\n" + "".join(f"more {i}\n" for i in range(10)))
+    with pytest.raises(CorpusInputError, match=r"c\.txt, lines 9 to 12: encoding these 4 records failed \(RuntimeError: the model broke\)"):
+        embed_corpus(model, source, tmp_path / "a.npy", batch_texts=4, progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- issue 19.11: CLI edges
+
+
+def _encode_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "staticst.cli", "encode", *args], capture_output=True, text=True, cwd=REPO, timeout=180, **kwargs
+    )
+
+
+def test_id_field_is_written_to_stdout(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    model = str(shared_model("potion-base-2M"))
+    source = tmp_path / "c.jsonl"
+    source.write_text("".join(json.dumps({"doc": f"d{i}", "text": t}) + "\n" for i, t in enumerate(TEXTS[:50])))
+    run = _encode_cli("-m", model, "-i", str(source), "--id-field", "doc", "--batch-size", "16")
+    assert run.returncode == 0, run.stderr
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert [r["id"] for r in rows] == [f"d{i}" for i in range(50)] and all("index" not in r for r in rows)
+    expected = StaticSentenceTransformer(model).encode(TEXTS[:50])
+    assert np.array([r["embedding"] for r in rows], dtype=np.float32).tobytes() == expected.tobytes()
+
+
+def test_binary_precisions_stream_from_a_file_and_int8_says_why_not(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    model = str(shared_model("potion-base-2M"))
+    source = tmp_path / "c.txt"
+    source.write_text("\n".join(TEXTS[:200]) + "\n")
+    for precision in ("ubinary", "binary"):
+        run = _encode_cli("-m", model, "-i", str(source), "-o", str(tmp_path / f"{precision}.npy"), "--precision", precision, "-q")
+        assert run.returncode == 0, run.stderr
+        expected = StaticSentenceTransformer(model).encode(TEXTS[:200], precision=precision)
+        got = np.load(tmp_path / f"{precision}.npy")
+        assert got.dtype == expected.dtype and got.tobytes() == expected.tobytes()
+    stdout = _encode_cli("-m", model, "-i", str(source), "--precision", "ubinary")
+    assert stdout.returncode == 0, stdout.stderr
+    first = json.loads(stdout.stdout.splitlines()[0])["embedding"]
+    assert first == StaticSentenceTransformer(model).encode(TEXTS[:1], precision="ubinary")[0].tolist()
+    run = _encode_cli("-m", model, "-i", str(source), "-o", str(tmp_path / "i.npy"), "--precision", "int8")
+    assert run.returncode == 1 and "takes its ranges from the embeddings of the whole call" in run.stderr
+    assert "binary and ubinary need no calibration" in run.stderr and "ubinary calibrates" not in run.stderr
+    assert not (tmp_path / "i.npy.partial").exists()
+
+
+def test_parquet_without_pyarrow_fails_before_any_partial_folder(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    source = tmp_path / "c.txt"
+    source.write_text("a\nb\n")
+    out = tmp_path / "out.parquet"
+    code = (
+        "import sys; sys.modules['pyarrow'] = None; sys.modules['pyarrow.parquet'] = None\n"
+        "from staticst.cli import main\n"
+        f"sys.exit(main(['encode', '-m', {str(shared_model('potion-base-2M'))!r}, '-i', {str(source)!r}, '-o', {str(out)!r}]))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert run.returncode == 1 and "pip install 'staticst[corpus]'" in run.stderr and "Traceback" not in run.stderr
+    assert list(tmp_path.iterdir()) == [source]  # no out.parquet.partial/
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "`.[corpus]`" in readme.split("## Install", 1)[1].split("##", 1)[0]  # the extras a newcomer reads
+
+
+def test_serve_without_the_server_extra_prints_its_hint_once() -> None:
+    code = (
+        "import sys; sys.modules['starlette'] = None\n"
+        "from staticst.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))"
+    )
+    for args, code_expected in ((["serve", "--help"], 0), (["serve"], 2)):
+        run = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=60)
+        both = run.stdout + run.stderr
+        assert run.returncode == code_expected, both
+        assert both.count("pip install 'staticst[server]'") == 1 and "Traceback" not in both, both
+
+
+def test_version() -> None:
+    from staticst._version import __version__
+
+    run = subprocess.run([sys.executable, "-m", "staticst.cli", "--version"], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip() == f"staticst {__version__}"
+
+
+def _under_a_terminal(args: list[str], timeout: float = 180) -> tuple[int, str]:
+    """Run a command with stdin/stdout/stderr on a new pseudo-terminal of size 0 x 0 (what `script -qc` gives)."""
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(args, stdin=follower, stdout=follower, stderr=follower, cwd=REPO, close_fds=True)
+    os.close(follower)
+    chunks = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    return process.wait(timeout=30), b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_a_progress_bar_counting_texts_under_a_terminal(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    assert os.get_terminal_size  # (the terminal below reports 0 columns x 0 lines, as `script -qc` does)
+    source = tmp_path / "c.txt"
+    source.write_text("".join(f"line {i}\n" for i in range(30_000)))
+    model = str(shared_model("potion-base-2M"))
+    status, output = _under_a_terminal(
+        [sys.executable, "-m", "staticst.cli", "encode", "-m", model, "-i", str(source), "-o", str(tmp_path / "o.npy"), "--batch-size", "5000"]
+    )
+    assert status == 0, output
+    frames = [f.strip() for f in re.split(r"[\r\n]+", output) if f.strip()]
+    bars = [f for f in frames if f.startswith("embedding:")]
+    assert bars, output
+    assert "30.0k/30.0k" in bars[-1] and "texts/s" in bars[-1] and "100%" in bars[-1]
+    assert any(re.search(r"\b(5|10|15|20|25)\.0k/", f) for f in bars), bars  # it moved by texts, batch by batch
+    assert re.search(r"wrote 30,000 rows to .* in \d+\.\d s \([\d,]+ rows/s\)", output)
+
+
+# ---------------------------------------------------------------------------------------------- issue 19.12: one writer
+
+
+def test_a_second_run_on_the_same_output_is_refused_naming_the_first(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    model = str(shared_model("potion-base-2M"))
+    source = tmp_path / "corpus.txt"
+    # long lines: the native kernel encodes 150,000 one-sentence lines in under a second, before a second run starts
+    lines = [" ".join([TEXTS[i % len(TEXTS)]] * 10) + f" {i}" for i in range(150_000)]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.npy"
+    manifest = out.with_name("out.npy.partial") / "manifest.json"
+    args = ["-m", model, "-i", str(source), "-o", str(out), "--quiet", "--batch-size", "500"]
+    first = _cli(*args, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while _consumed(manifest) < 1000 and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert first.poll() is None, "the first run ended too soon: make the corpus larger"
+        for extra in ([], ["--resume"]):
+            second = _encode_cli(*args, *extra)
+            assert second.returncode == 1, second.stderr
+            assert f"is in use by another staticst run (pid {first.pid})" in second.stderr, second.stderr
+            assert "manifest.json.tmp" not in second.stderr and "Traceback" not in second.stderr
+        assert first.wait(timeout=300) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert np.load(out).tobytes() == StaticSentenceTransformer(model).encode(lines).tobytes()
+    assert not out.with_name("out.npy.partial").exists()
+
+
+# ---------------------------------------------------------------------------------------------- issue 20.7: many files, shards
+
+
+def _corpus_files(folder: Path) -> list[str]:
+    """Several files (text, JSON lines, a second text file with CRLF), plus files a folder scan must skip."""
+    folder.mkdir()
+    (folder / "a.txt").write_text("".join(f"alpha {i} {TEXTS[i]}\n" for i in range(1500)), encoding="utf-8")
+    (folder / "b.txt").write_bytes("".join(f"beta {i} café\r\n" for i in range(700)).encode("utf-8"))
+    (folder / "c.txt").write_text("".join(f"gamma {i}\n" for i in range(2300)) + "no newline at the end", encoding="utf-8")
+    (folder / "_SUCCESS").write_text("")
+    (folder / ".c.txt.crc").write_bytes(b"\x00\x01")
+    texts = [f"alpha {i} {TEXTS[i]}" for i in range(1500)] + [f"beta {i} café" for i in range(700)]
+    return texts + [f"gamma {i}" for i in range(2300)] + ["no newline at the end"]
+
+
+def test_folders_and_globs_read_every_file_in_order(tmp_path: Path, model: StaticSentenceTransformer) -> None:
+    texts = _corpus_files(tmp_path / "in")
+    expected = model.encode(texts)
+    for given in (tmp_path / "in", str(tmp_path / "in" / "*.txt"), [tmp_path / "in" / "a.txt", str(tmp_path / "in" / "[bc].txt")]):
+        out = tmp_path / "o.npy"
+        report = embed_corpus(model, given, out, batch_texts=1000, progress=False)
+        assert report.rows == len(texts) and np.load(out).tobytes() == expected.tobytes(), given
+    with pytest.raises(CorpusInputError, match=r"the pattern matches no file"):
+        embed_corpus(model, str(tmp_path / "in" / "*.parquet"), tmp_path / "p.npy", progress=False)
+
+
+@pytest.mark.parametrize("count", [2, 3, 5])
+def test_shards_concatenate_to_the_single_machine_output(tmp_path: Path, model: StaticSentenceTransformer, count: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    texts = _corpus_files(tmp_path / "in")
+    parquet_texts = [f"row {i} {TEXTS[i]}" for i in range(900)]
+    pq.write_table(pa.table({"text": parquet_texts, "doc": [f"p{i}" for i in range(900)]}), tmp_path / "in" / "d.parquet", row_group_size=100)
+    texts += parquet_texts
+    whole = tmp_path / "whole.npy"
+    embed_corpus(model, tmp_path / "in", whole, progress=False)
+    assert np.load(whole).tobytes() == model.encode(texts).tobytes()
+    parts = []
+    for index in range(count):
+        out = tmp_path / f"part-{index}.npy"
+        report = embed_corpus(model, tmp_path / "in", out, shard=f"{index}/{count}", batch_texts=700, progress=False)
+        parts.append(np.load(out))
+        assert report.rows == len(parts[-1])
+    assert min(len(p) for p in parts) > 0  # every shard got work (byte ranges, not whole files)
+    assert np.concatenate(parts).tobytes() == np.load(whole).tobytes()
+    again = tmp_path / "again.npy"
+    embed_corpus(model, tmp_path / "in", again, shard=f"1/{count}", progress=False)
+    assert np.load(again).tobytes() == parts[1].tobytes()  # deterministic
+
+
+def test_jsonl_shards_with_ids_concatenate_byte_for_byte_and_name_global_lines(tmp_path: Path, model: StaticSentenceTransformer) -> None:
+    source = tmp_path / "c.jsonl"
+    rows = [{"doc": f"d{i}", "text": t} for i, t in enumerate(TEXTS[:3000])]
+    lines = [json.dumps(r) for r in rows]
+    lines[2500] = "not json"  # in the second half: the shard that reads it must say line 2501
+    source.write_text("\n".join(lines) + "\n")
+    whole = tmp_path / "whole.jsonl"
+    embed_corpus(model, source, whole, id_field="doc", on_error="skip", progress=False)
+    parts = []
+    for index in range(2):
+        out = tmp_path / f"part-{index}.jsonl"
+        report = embed_corpus(model, source, out, id_field="doc", on_error="skip", shard=(index, 2), progress=False)
+        parts.append(out.read_bytes())
+        if report.skipped:
+            assert json.loads(report.errors.read_text())["line"] == 2501  # type: ignore[union-attr]
+    assert b"".join(parts) == whole.read_bytes()
+    with pytest.raises(CorpusInputError, match=r"c\.jsonl:2501: not JSON"):
+        embed_corpus(model, source, tmp_path / "fail.jsonl", id_field="doc", shard="1/2", progress=False)
+
+
+def test_cli_shards_resume_per_shard(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
+    model = str(shared_model("potion-base-2M"))
+    source = tmp_path / "corpus.txt"
+    lines = [f"{TEXTS[i % len(TEXTS)]} {i}" for i in range(240_000)]
+    source.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    outs = [tmp_path / f"part-{i}.npy" for i in range(2)]
+    args = lambda i: ["-m", model, "-i", str(source), "-o", str(outs[i]), "--shard", f"{i}/2", "--quiet", "--batch-size", "2000"]  # noqa: E731
+    _run_until_killed(args(1), outs[1].with_name("part-1.npy.partial") / "manifest.json", 8000)
+    assert _encode_cli(*args(0)).returncode == 0
+    wrong = _encode_cli("-m", model, "-i", str(source), "-o", str(outs[1]), "--shard", "0/2", "--quiet", "--resume")
+    assert wrong.returncode == 1 and "the input (files, sizes, modification times, fields or shard)" in wrong.stderr
+    resumed = _encode_cli(*args(1), "--resume")
+    assert resumed.returncode == 0 and "resumed after" in resumed.stderr, resumed.stderr
+    got = np.concatenate([np.load(o) for o in outs])
+    assert got.tobytes() == StaticSentenceTransformer(model).encode(lines).tobytes()
+    bad = _encode_cli("-i", str(source), "--shard", "2/2")
+    assert bad.returncode == 2 and "expected i/n with 0 <= i < n" in bad.stderr

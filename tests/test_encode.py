@@ -13,6 +13,8 @@ import pytest
 from staticst import StaticSentenceTransformer
 from tests.conftest import wordpiece_tokenizer, write_model2vec
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test here runs on both backends
+
 TEXTS = ["the cat sat on the mat", "a dog bit the man", "hello world", "", "zzz"]
 
 
@@ -165,7 +167,7 @@ def test_similarity_functions(pair: tuple) -> None:
         rev = np.ascontiguousarray(emb[::-1])
         pw = ours.similarity_pairwise(emb, rev)
         assert np.abs(pw - ref.similarity_pairwise(emb, rev).numpy()).max() <= 1e-5
-    with pytest.raises(ValueError, match="similarity_fn_name must be one of"):
+    with pytest.raises(ValueError, match="only supports similarity_fn_name in"):  # sentence-transformers 6's wording
         ours.similarity_fn_name = "jaccard"
 
 
@@ -178,7 +180,8 @@ def test_dimensions_and_seq_length(pair: tuple, tiny_model2vec: Path) -> None:
     assert ours.get_sentence_embedding_dimension() == ref.get_sentence_embedding_dimension()
     assert ours.get_embedding_dimension() == ref.get_embedding_dimension()
     assert ours.max_seq_length == ref.max_seq_length == math.inf
-    m2v = StaticSentenceTransformer(tiny_model2vec)
+    assert StaticSentenceTransformer(tiny_model2vec).max_seq_length == math.inf  # the ST face: no limit
+    m2v = StaticSentenceTransformer(tiny_model2vec, family="model2vec")
     assert m2v.max_seq_length == 512  # model2vec 0.10's default limit
     m2v.max_seq_length = 2
     assert m2v.tokenize(["the cat sat on"])["input_ids"].tolist() == m2v.tokenize(["the cat"])["input_ids"].tolist()
@@ -196,8 +199,8 @@ def test_tokenize_matches_st(pair: tuple) -> None:
 
 def test_empty_and_unknown_give_zero_vectors(tmp_path: Path) -> None:
     write_model2vec(tmp_path / "m", wordpiece_tokenizer(), normalize=True)
-    model = StaticSentenceTransformer(tmp_path / "m")
-    out = model.encode(["", "   ", "\u2603\u2603"])  # snowmen are [UNK] for this vocabulary: dropped
+    model = StaticSentenceTransformer(tmp_path / "m", family="model2vec")
+    out = model.encode(["", "   ", "\u2603\u2603"])  # snowmen are [UNK] for this vocabulary: dropped (model2vec)
     assert np.isfinite(out).all() and not out.any()
 
 
@@ -208,6 +211,25 @@ def test_progress_bar(pair: tuple, capsys: pytest.CaptureFixture[str]) -> None:
     shown = ours.encode(texts, show_progress_bar=True, batch_size=16)
     np.testing.assert_array_equal(plain, shown)
     assert "Batches" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("n, batch_size", [(300, 16), (5, 32), (64, 32), (1000, 1)])
+def test_progress_bar_counts_batches_as_sentence_transformers_does(
+    pair: tuple, capsys: pytest.CaptureFixture[str], n: int, batch_size: int
+) -> None:
+    # The bar said "Batches" but counted texts (300/300 where sentence-transformers shows 19/19).
+    import re
+
+    ours, ref = pair
+    texts = [f"the cat {i}" for i in range(n)]
+    shown = []
+    for model in (ref, ours):
+        capsys.readouterr()
+        model.encode(texts, show_progress_bar=True, batch_size=batch_size)
+        final = re.findall(r"Batches: 100%\|[^|]*\| (\d+)/(\d+)", capsys.readouterr().err)
+        assert final, type(model).__name__
+        shown.append(final[-1])
+    assert shown[1] == shown[0] == (str(-(-n // batch_size)),) * 2
 
 
 def test_progress_bar_default_follows_logger(pair: tuple, capsys: pytest.CaptureFixture[str]) -> None:

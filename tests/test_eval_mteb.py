@@ -10,6 +10,7 @@ Nothing is downloaded: the harness runs with ``--offline``.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import math
@@ -22,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.slow  # integration job: the MTEB harness end to end; `-m "not slow"` leaves it out
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "eval" / "mteb_tasks.py"
@@ -499,3 +502,30 @@ def test_unusable_local_data_is_data_unavailable(harness: ModuleType, tmp_path: 
     prepared = harness.prepare_tasks(["SciFact", "SciFact"], tmp_path, offline=True, seed=42)
     assert len(prepared) == 1 and prepared[0].task is None
     assert "unusable" in prepared[0].unavailable and "_id" in prepared[0].unavailable
+
+
+def test_quality_vs_speed_shows_equal_scores_as_equal(harness: ModuleType) -> None:
+    # Issue 19: staticst and the sentence-transformers reference score the same model 4e-8 apart; matplotlib
+    # drew them far apart under a y-axis offset label "1e-6+7.004021e1".
+    report = importlib.import_module("_mteb_report")
+    tasks = {"STSBenchmark": {"status": "ok"}, "SICK-R": {"status": "ok"}}
+    summary = {
+        "tasks": tasks,
+        "scores": {
+            "static": {"STSBenchmark": 0.7004021, "SICK-R": 0.7004021},
+            "reference": {"STSBenchmark": 0.7004021 + 4e-10, "SICK-R": 0.7004021 + 4e-10},
+        },
+        "models": {
+            "static": {"name": "potion-base-8M", "texts_per_second": 200_000.0},
+            "reference": {"name": "potion-base-8M", "texts_per_second": 20_000.0},
+        },
+    }
+    fig = report.plot_figure(summary)
+    fig.canvas.draw()
+    ax = fig.axes[1]
+    assert ax.get_title() == "Quality vs encode speed"
+    assert ax.yaxis.get_offset_text().get_text() == ""  # plain scores
+    low, high = ax.get_ylim()
+    assert high - low >= 4 and low < 70.04021 < high
+    labels = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert labels and all(float(t.replace("\u2212", "-")) >= 60 for t in labels), labels  # scores, not offsets

@@ -135,7 +135,7 @@ def test_push_to_hub_up_to_the_upload_call(tiny_model2vec: Path, monkeypatch: py
     url = model.push_to_hub("me/pushed", private=True, commit_message="hi")
     assert url == "https://example.invalid/commit/1"
     assert calls["create_repo"][0] == "me/pushed" and calls["create_repo"][1]["private"] is True  # type: ignore[index]
-    assert {"config.json", "model.safetensors", "tokenizer.json", "modules.json", "README.md"} <= set(calls["files"])  # type: ignore[arg-type]
+    assert {"config_sentence_transformers.json", "model.safetensors", "tokenizer.json", "modules.json", "README.md"} <= set(calls["files"])  # type: ignore[arg-type]
     np.testing.assert_array_equal(calls["vec"], model.encode("the cat sat"))
     assert calls["upload"][1]["commit_message"] == "hi"  # type: ignore[index]
     with pytest.raises(ValueError, match="repo_id must look like"):

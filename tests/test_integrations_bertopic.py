@@ -50,7 +50,7 @@ def banking(shared_dir: Path) -> tuple[list[str], list[str]]:
 
 
 def _embedders(folder: Path) -> tuple[Any, BERTopicBackend]:
-    return StaticModel.from_pretrained(folder), BERTopicBackend(StaticSentenceTransformer(folder))
+    return StaticModel.from_pretrained(folder), BERTopicBackend(StaticSentenceTransformer(folder, family="model2vec"))
 
 
 def test_backend_is_a_bertopic_embedder(folder: Path, banking: tuple[list[str], list[str]]) -> None:
@@ -62,6 +62,7 @@ def test_backend_is_a_bertopic_embedder(folder: Path, banking: tuple[list[str], 
     assert np.array_equal(backend.embed_words(["card", "refund"]), model.encode(["card", "refund"], normalize_embeddings=True))
 
 
+@pytest.mark.slow  # UMAP and HDBSCAN (numba compiles them) over the real corpus: an integration job
 @pytest.mark.filterwarnings("ignore:n_jobs value 1 overridden:UserWarning")  # UMAP says random_state means 1 job
 def test_umap_hdbscan_topics_identical_to_bertopic_on_model2vec(folder: Path, banking: tuple[list[str], list[str]]) -> None:
     from hdbscan import HDBSCAN

@@ -28,9 +28,7 @@ N_DOCS = 400
 HNSW = {"space": "cosine", "ef_construction": 600, "ef_search": 600}
 
 
-@pytest.fixture(scope="module")
-def model(shared_model: Callable[[str], Path]) -> StaticSentenceTransformer:
-    return StaticSentenceTransformer(shared_model("potion-base-8M"))
+MODEL = "potion-base-8M"  # the conftest's `model` fixture loads it
 
 
 @pytest.fixture(scope="module")

@@ -54,7 +54,7 @@ def reference(folder: Path) -> KeyBERT:
 
 @pytest.fixture(scope="module")
 def ours(folder: Path) -> KeyBERT:
-    return KeyBERT(KeyBERTBackend(StaticSentenceTransformer(folder)))
+    return KeyBERT(KeyBERTBackend(StaticSentenceTransformer(folder, family="model2vec")))  # the reference is model2vec
 
 
 def test_backend_is_taken_as_it_is(folder: Path) -> None:

@@ -25,9 +25,7 @@ from staticst.integrations.langchain import StaticEmbeddings  # noqa: E402
 PROMPTS = {"query": "query: ", "document": "passage: "}
 
 
-@pytest.fixture(scope="module")
-def model(shared_model: Callable[[str], Path]) -> StaticSentenceTransformer:
-    return StaticSentenceTransformer(shared_model("potion-base-8M"))
+MODEL = "potion-base-8M"  # the conftest's `model` fixture loads it
 
 
 @pytest.fixture(scope="module")

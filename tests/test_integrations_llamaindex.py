@@ -24,10 +24,7 @@ from llama_index.core.schema import TextNode  # noqa: E402
 from staticst import StaticSentenceTransformer  # noqa: E402
 from staticst.integrations.llamaindex import StaticEmbedding  # noqa: E402
 
-
-@pytest.fixture(scope="module")
-def model(shared_model: Callable[[str], Path]) -> StaticSentenceTransformer:
-    return StaticSentenceTransformer(shared_model("potion-base-8M"))
+MODEL = "potion-base-8M"  # the conftest's `model` fixture loads it
 
 
 @pytest.fixture(scope="module")

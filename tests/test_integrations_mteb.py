@@ -10,6 +10,11 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,6 +30,7 @@ from mteb.types import PromptType  # noqa: E402
 
 from staticst import StaticSentenceTransformer  # noqa: E402
 from staticst.integrations.mteb import StaticSTEncoder, static_model_meta  # noqa: E402
+from tests.conftest import REPO  # noqa: E402
 
 N_PARAMS_8M = 29528 * 256  # shared/README.md: 29528 x 256 float32 embeddings
 
@@ -137,7 +143,9 @@ def test_model_meta_describes_what_staticst_runs(shared_model: Callable[[str], P
     assert (meta.name, meta.revision) == ("local/potion-base-8M", "no_revision_available")
     assert meta.n_parameters == meta.n_embedding_parameters == N_PARAMS_8M
     assert meta.memory_usage_mb == round(N_PARAMS_8M * 4 / 2**20, 2)  # float32 table
-    assert meta.embed_dim == 256 and meta.max_tokens == 512  # model2vec's 512-token cut, which staticst applies
+    assert meta.embed_dim == 256 and meta.max_tokens == math.inf  # the sentence-transformers face reads whole texts
+    m2v_rules = static_model_meta(StaticSentenceTransformer(folder, family="model2vec"))
+    assert m2v_rules.max_tokens == 512  # model2vec's 512-token cut, under its rules
     assert meta.similarity_fn_name is not None and meta.similarity_fn_name.value == "cosine"
     assert meta.framework == ["NumPy", "safetensors"] and meta.modalities == ["text"]
     assert meta.loader is StaticSTEncoder and list(meta.loader_kwargs) == ["model_path"]
@@ -162,7 +170,7 @@ def test_model_meta_takes_the_weights_facts_from_mtebs_registry(shared_model: Ca
     # ... but not how mteb's entry runs it: sentence-transformers with torch, rounded counts, no token limit
     assert registered.framework != meta.framework and meta.framework == ["NumPy", "safetensors"]
     assert meta.n_parameters == N_PARAMS_8M != registered.n_parameters
-    assert meta.loader is StaticSTEncoder and meta.max_tokens == 512
+    assert meta.loader is StaticSTEncoder and meta.max_tokens == math.inf == registered.max_tokens
     other = StaticSTEncoder(StaticSentenceTransformer(folder), name="minishlab/potion-base-8M", revision="0" * 40)
     assert other.mteb_model_meta.license is None  # another revision: the registry entry does not describe it
 
@@ -194,3 +202,42 @@ def test_prompts_follow_mtebs_precedence(shared_model: Callable[[str], Path]) ->
     assert np.array_equal(enc_for(sts, None), plain.encode([f"sts: {t}" for t in texts]))  # task name wins
     with pytest.raises(ValueError, match="encodes text only"):
         enc.encode([{"image": [0]}], task_metadata=sts, hf_split="test", hf_subset="default")
+
+
+# -------------------------------------------------------------------------------- local task data, offline (issue 19)
+
+
+def _docs_snippet(marker: str) -> str:
+    text = (REPO / "docs" / "integrations.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1, f"one python block with {marker!r} expected in docs/integrations.md"
+    return found[0]
+
+
+def test_the_documented_offline_snippet_runs_without_the_hub(shared_dir: Path, sts_rows: list[dict[str, Any]]) -> None:
+    # docs/integrations.md's only mteb snippet downloaded the data: offline, a ConnectionError after 69 s, and the
+    # only local way was the private eval/_mteb_data.load_local.
+    code = _docs_snippet("local_task(").replace('"shared/data/mteb"', repr(str(shared_dir / "data" / "mteb")))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    started = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-3000:]
+    score = float(out.stdout.strip().splitlines()[-1])
+    rows = [json.loads(line) for line in (shared_dir / "data" / "mteb" / "stsbenchmark-sts" / "test.jsonl").read_text(encoding="utf-8").splitlines()]
+    expected = _evaluate(StaticSTEncoder(StaticSentenceTransformer()), _sts_task(rows))  # the task built by hand
+    assert score == pytest.approx(expected, abs=1e-9), (score, expected, time.monotonic() - started)
+
+
+def test_local_task_data_errors_name_the_file(tmp_path: Path) -> None:
+    from staticst import TaskDataError
+    from staticst.integrations.mteb import local_task
+
+    with pytest.raises(TaskDataError, match=rf"no local data for STSBenchmark at {tmp_path / 'stsbenchmark-sts'}"):
+        local_task("STSBenchmark", tmp_path)
+    (tmp_path / "stsbenchmark-sts").mkdir()
+    (tmp_path / "stsbenchmark-sts" / "test.jsonl").write_text('{"sentence1": "a", "sentence2": "b", "score": 1}\n{oops\n')
+    with pytest.raises(TaskDataError, match=r"test.jsonl:2 is not valid JSON"):
+        local_task("STSBenchmark", tmp_path)
+    with pytest.raises(ValueError, match="unknown mteb task 'NoSuchTask'"):
+        local_task("NoSuchTask", tmp_path)

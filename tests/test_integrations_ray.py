@@ -15,12 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 import ray
 import ray.data
 
 from staticst import StaticSentenceTransformer
-from staticst.integrations.ray import EmbedBatches, embed_dataset
+from staticst.integrations.ray import EmbedBatches, actor_cpus, embed_dataset
+
+pytestmark = pytest.mark.slow  # integration job: a real Ray cluster; `-m "not slow"` leaves it out
 
 REPO = Path(__file__).resolve().parent.parent
 N_ROWS = 240
@@ -76,6 +79,8 @@ def _dataset(texts: list[str], blocks: int = 4) -> ray.data.Dataset:
 def _sorted_numpy(ds: ray.data.Dataset, n: int) -> dict[str, np.ndarray]:
     batch = ds.take_batch(n + 10, batch_format="numpy")  # more than n: a duplicate row would show
     order = np.argsort(batch["id"], kind="stable")
+    if batch["embedding"].dtype == object:  # a fixed_size_list column reads as one array per row
+        batch["embedding"] = np.stack(batch["embedding"])
     return {name: np.asarray(values)[order] for name, values in batch.items()}
 
 
@@ -122,7 +127,11 @@ def test_embed_dataset_equals_encode(
         np.testing.assert_array_equal(expected, StaticSentenceTransformer(model_2m).encode(texts, **options))
     assert got["embedding"].dtype == np.float32 and got["embedding"].shape == expected.shape
     np.testing.assert_array_equal(got["embedding"], expected)
-    assert "ArrowTensorType" in str(out.schema().types[-1])  # Ray's own tensor column
+    kind = out.schema().types[-1]
+    if batch_format == "numpy":  # one (n, dim) array: Ray's own tensor column
+        assert "ArrowTensorType" in str(kind)
+    else:  # the schema every staticst writer uses
+        assert kind == pa.list_(pa.float32(), expected.shape[1]), kind
 
 
 def test_a_relative_folder_is_found_in_the_shipped_working_dir(
@@ -294,3 +303,35 @@ def test_without_ray_the_module_says_how_to_install_it() -> None:
         "MissingDependencyError staticst.integrations.ray needs Ray Data, which is not installed: "
         "pip install 'staticst[ray]'."
     )
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "nodes", "expected"),
+    [
+        (4, [2.0], 0.25),  # the docs' concurrency=4 on one 2-CPU machine: 4 x 1/4, one CPU left for the reads
+        (2, [2.0, 2.0], 1.0),  # one actor per node (Ray spreads them), a whole CPU left on each
+        (4, [2.0, 2.0], 0.5),
+        (1, [1.0, 1.0], 1.0),
+        ((2, 8), [2.0], 0.5),  # an autoscaling pool: its minimum must fit
+    ],
+)
+def test_actor_cpus_are_derived_so_a_whole_cpu_stays_free(
+    concurrency: int | tuple[int, int], nodes: list[float], expected: float
+) -> None:
+    assert actor_cpus(concurrency, None, nodes) == expected
+
+
+def test_an_actor_pool_that_would_wait_forever_is_refused_with_what_fits() -> None:
+    # The issue's hangs: 4 actors of 1 CPU on 2 CPUs (2 pending forever), and 2 actors of 1/2 CPU on two 1-CPU
+    # nodes (spread one per node: no whole CPU left for the read tasks, "ListFiles: 0/1" forever).
+    with pytest.raises(ValueError, match=r"4 actor\(s\) of num_cpus=1 do not fit.*2 CPU\(s\).*pass num_cpus=0\.25"):
+        actor_cpus(4, 1, [2.0])
+    with pytest.raises(ValueError, match=r"2 actor\(s\) of num_cpus=0\.5 do not fit.*1, 1 CPU.*lower concurrency to 1"):
+        actor_cpus(2, 0.5, [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"concurrency=4 needs 4 actor\(s\).*at most 1 actor"):
+        actor_cpus(4, None, [1.0, 1.0])
+    with pytest.raises(ValueError, match=r"num_cpus must be a positive number.*got 0"):
+        actor_cpus(1, 0, [2.0])
+    with pytest.raises(ValueError, match=r"concurrency must be a positive int or \(min, max\).*got \(3, 2\)"):
+        actor_cpus((3, 2), None, [2.0])
+    assert actor_cpus(4, 1, None) == 1.0  # check_resources=False: taken as given

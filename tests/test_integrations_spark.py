@@ -25,7 +25,9 @@ from pyspark.sql.types import ArrayType, FloatType, IntegerType, LongType, Struc
 
 from staticst import StaticSentenceTransformer
 from staticst.integrations._common import make_spec
-from staticst.integrations.spark import cached_model, embed_batch, embed_column, embedding_udf
+from staticst.integrations.spark import cached_model, embed_batch, embed_column, embedding_udf, ship_model
+
+pytestmark = pytest.mark.slow  # integration job: a real SparkSession (a JVM); `-m "not slow"` leaves it out
 
 REPO = Path(__file__).resolve().parent.parent
 N_ROWS = 200
@@ -130,6 +132,20 @@ def test_a_model_folder_shipped_with_add_file(spark: SparkSession, texts: list[s
         ValueError, match=r"from_spark_files=True needs the name of the folder given to SparkContext\.addFile"
     ):
         embedding_udf(str(model_2m), from_spark_files=True)
+
+
+def test_a_model_folder_shipped_as_an_archive(
+    spark: SparkSession, texts: list[str], model_2m: Path, tmp_path: Path
+) -> None:
+    """ship_model: the recipe that works on a real master too (tests/test_clusters.py runs it on one)."""
+    name = ship_model(spark, model_2m, archive_dir=tmp_path)
+    assert name.startswith("potion-base-2M-") and (tmp_path / f"{name}.tar.gz").is_file()
+    assert ship_model(spark.sparkContext, model_2m, archive_dir=tmp_path) == name  # same content, same archive
+    udf = embedding_udf(name, from_spark_files=True)
+    rows = sorted(_frame(spark, texts[:50]).select("id", udf("text").alias("e")).collect(), key=lambda r: r["id"])
+    np.testing.assert_array_equal(_vectors(rows, "e"), StaticSentenceTransformer(model_2m).encode(texts[:50]))
+    with pytest.raises(FileNotFoundError, match=r"ship_model needs a model folder on the driver, got .*nowhere"):
+        ship_model(spark, tmp_path / "nowhere")
 
 
 def _instrumented(model: str, udf_type: str) -> Any:

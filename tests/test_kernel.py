@@ -1,8 +1,7 @@
 """The compiled kernel against the numpy path (the oracle): ids, vectors, threads, bounds and memory.
 
-The whole suite also runs once per backend in CI (``STATICST_KERNEL=numpy`` and the default), so every
-parity test against model2vec and sentence-transformers covers both; this file checks the kernel's own
-promises: bit-identical to the numpy path, independent of thread count, bounded, safe at its boundary.
+The parity tests against model2vec and sentence-transformers run on both backends (the ``backend`` fixture of
+``tests/conftest.py``); this file names its backends itself and checks the kernel's own promises: bit-identical to the numpy path, independent of thread count, bounded, safe at its boundary.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ pytestmark = pytest.mark.skipif(
     not kernels.available() and not os.environ.get("STATICST_REQUIRE_KERNEL"),
     reason="the compiled kernel is not built (CI sets STATICST_REQUIRE_KERNEL=1 and builds it)",
 )
-
 
 
 @pytest.fixture(autouse=True)
@@ -74,7 +72,10 @@ def _corpus(shared_dir: Path, limit: int = 6000) -> list[str]:
 
 @pytest.fixture(scope="module")
 def engines(shared_model: Callable[[str], Path]) -> dict[str, tuple[Embedder, Embedder]]:
-    return {name: (Embedder.load(shared_model(name), kernel="native"), Embedder.load(shared_model(name), kernel="numpy")) for name in SHARED_MODELS}
+    return {
+        name: (Embedder.load(shared_model(name), kernel="native"), Embedder.load(shared_model(name), kernel="numpy"))
+        for name in SHARED_MODELS
+    }
 
 
 def _assert_same(native: Embedder, numpy_engine: Embedder, texts: list[str]) -> None:
@@ -85,7 +86,9 @@ def _assert_same(native: Embedder, numpy_engine: Embedder, texts: list[str]) -> 
     a, b = native.embed(texts), numpy_engine.embed(texts)
     assert a.dtype == b.dtype == np.float32 and a.shape == b.shape
     assert a.tobytes() == b.tobytes(), f"{int((a != b).any(axis=1).sum())} rows differ"
-    for text, row in zip(texts[:50] + texts[-len(ADVERSARIAL) :], np.concatenate([b[:50], b[-len(ADVERSARIAL) :]]), strict=True):
+    for text, row in zip(
+        texts[:50] + texts[-len(ADVERSARIAL) :], np.concatenate([b[:50], b[-len(ADVERSARIAL) :]]), strict=True
+    ):
         assert native.embed_one(text).tobytes() == row.tobytes(), text[:40]
 
 
@@ -94,8 +97,54 @@ def test_the_kernel_is_built_where_ci_requires_it() -> None:
         assert kernels.available(), kernels.IMPORT_ERROR
 
 
+def test_the_kernel_is_seen_by_the_garbage_collector(tmp_path: Path) -> None:
+    """The kernel holds Python callables: it is GC-tracked, shows them as referents, and a cycle through one is freed."""
+    import gc
+    import weakref
+
+    write_model2vec(tmp_path / "m", wordpiece_tokenizer())
+    engine = Embedder.load(tmp_path / "m", kernel="native")
+    core = engine._backend.kernel._core  # type: ignore[attr-defined]
+    assert gc.is_tracked(core)
+    referents = gc.get_referents(core)
+    assert any(callable(r) and getattr(r, "__name__", "") == "fallback" for r in referents)
+
+    class Owner:
+        pass
+
+    owner = Owner()
+    owner.engine = engine  # type: ignore[attr-defined]
+    gc.collect()
+    # a cycle: the kernel's fallback closure reaches the owner, which holds the engine and its kernel
+    fallback = next(r for r in referents if callable(r) and getattr(r, "__name__", "") == "fallback")
+    fallback.__dict__["owner"] = owner  # type: ignore[attr-defined]
+    alive = weakref.ref(owner)
+    del owner, engine, core, referents, fallback
+    gc.collect()
+    assert alive() is None
+
+
+def test_the_kernel_names_its_codes_and_every_family_uses_one() -> None:
+    """Modes and arithmetics are the kernel's own (``_kernel.MODES`` / ``ARITHMETICS``), used by name."""
+    from staticst import _kernel
+    from staticst.pooling import ARITHMETICS
+    from staticst.tokenization import pretokenizers
+
+    assert set(_kernel.ARITHMETICS) == set(ARITHMETICS)
+    assert len(set(_kernel.MODES.values())) == len(_kernel.MODES) and "none" in _kernel.MODES
+    families = [
+        c
+        for c in vars(pretokenizers).values()
+        if isinstance(c, type) and issubclass(c, pretokenizers.PreTokenizerFamily)
+    ]
+    used = {f.kernel_mode for f in families} - {None}
+    assert used and used <= set(_kernel.MODES) - {"none"}
+
+
 @pytest.mark.parametrize("name", SHARED_MODELS)
-def test_native_equals_numpy_on_real_text(name: str, engines: dict[str, tuple[Embedder, Embedder]], shared_dir: Path) -> None:
+def test_native_equals_numpy_on_real_text(
+    name: str, engines: dict[str, tuple[Embedder, Embedder]], shared_dir: Path
+) -> None:
     native, numpy_engine = engines[name]
     assert native.backend == "native" and numpy_engine.backend == "numpy"
     texts = _corpus(shared_dir)
@@ -105,7 +154,9 @@ def test_native_equals_numpy_on_real_text(name: str, engines: dict[str, tuple[Em
 
 _printable = st.characters(min_codepoint=0, max_codepoint=0x7F)
 _anything = st.characters(blacklist_categories=("Cs",))
-_words = st.sampled_from(["the", "cat", "[CLS]", "[UNK]", "<s>", "</s>", "▁", "##s", "don't", "U.S.", "a", " ", "  ", "\t", "x" * 120])
+_words = st.sampled_from(
+    ["the", "cat", "[CLS]", "[UNK]", "<s>", "</s>", "▁", "##s", "don't", "U.S.", "a", " ", "  ", "\t", "x" * 120]
+)
 
 
 # A bounded fuzz run: 60 examples in the suite, more in the sanitizer run (.ci/sanitize sets STATICST_FUZZ_EXAMPLES).
@@ -123,7 +174,10 @@ _words = st.sampled_from(["the", "cat", "[CLS]", "[UNK]", "<s>", "</s>", "▁", 
             st.lists(_words, max_size=12).map(" ".join),
             # non-ASCII characters beside ASCII words and separators: the chunked path's boundaries
             st.lists(st.one_of(_words, st.text(_anything, min_size=1, max_size=3)), max_size=10).map(" ".join),
-            st.lists(st.one_of(_words, st.text(_anything, min_size=1, max_size=3), st.sampled_from(["\t", "\n", " "])), max_size=10).map("".join),
+            st.lists(
+                st.one_of(_words, st.text(_anything, min_size=1, max_size=3), st.sampled_from(["\t", "\n", " "])),
+                max_size=10,
+            ).map("".join),
         ),
         max_size=40,
     )
@@ -158,7 +212,9 @@ def test_token_rules_and_tensor_layouts_on_tiny_models(tmp_path: Path) -> None:
         _assert_same(left, numpy_engine.with_max_length(3), texts)
 
 
-def test_results_do_not_depend_on_the_thread_count(engines: dict[str, tuple[Embedder, Embedder]], shared_dir: Path) -> None:
+def test_results_do_not_depend_on_the_thread_count(
+    engines: dict[str, tuple[Embedder, Embedder]], shared_dir: Path
+) -> None:
     native, _ = engines["potion-base-8M"]
     texts = _corpus(shared_dir, 20000) * 3
     reference = native.with_kernel("native")
@@ -215,7 +271,9 @@ def test_word_table_generations_are_replaced_within_the_bound(tiny_model2vec: Pa
     assert small.generations > 3
 
 
-def _raw_kernel(table: np.ndarray, mapping: np.ndarray | None = None, weights: np.ndarray | None = None, **over: object) -> object:
+def _raw_kernel(
+    table: np.ndarray, mapping: np.ndarray | None = None, weights: np.ndarray | None = None, **over: object
+) -> object:
     args: dict[str, object] = dict(
         words=kernels._kernel.WordTable(),
         table=table,
@@ -288,7 +346,9 @@ def test_pooling_is_bit_identical_to_numpy(dtype: str, arithmetic: str, extra: s
             _raw_kernel(table, mapping=mapping, weights=weights)
         return
     lengths = [0, 1, 2, 7, 8, 9, 130, 3000] + list(rng.integers(0, 60, size=60))
-    ids = rng.integers(0, vocab if mapping is not None or weights is not None else rows, size=sum(lengths)).astype(np.int32)
+    ids = rng.integers(0, vocab if mapping is not None or weights is not None else rows, size=sum(lengths)).astype(
+        np.int32
+    )
     ids[: lengths[1] + lengths[2]] = 0
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     for normalize in (False, True):
@@ -316,8 +376,14 @@ def test_float16_rounding_matches_numpy() -> None:
     halves = halves[np.isfinite(halves)]
     with np.errstate(over="ignore"):
         ulp = np.spacing(halves.astype(np.float16)).astype(np.float32)
-    edges = np.concatenate([halves, halves + ulp / 2, halves - ulp / 2, np.nextafter(halves + ulp / 2, np.float32(np.inf))])
-    for sample in (values, edges[np.isfinite(edges)], np.array([6.5504e4, 6.5520e4, 6.5519e4, 1e-8, -1e-8, 2.0**-25, 2.0**-24], np.float32)):
+    edges = np.concatenate(
+        [halves, halves + ulp / 2, halves - ulp / 2, np.nextafter(halves + ulp / 2, np.float32(np.inf))]
+    )
+    for sample in (
+        values,
+        edges[np.isfinite(edges)],
+        np.array([6.5504e4, 6.5520e4, 6.5519e4, 1e-8, -1e-8, 2.0**-25, 2.0**-24], np.float32),
+    ):
         with np.errstate(over="ignore"):
             expected = sample.astype(np.float16).view(np.uint16)
         got = kernels._kernel._f32_to_f16(sample)
@@ -360,7 +426,10 @@ def test_native_is_refused_clearly_when_the_kernel_cannot_run_a_model(tmp_path: 
     from safetensors.numpy import save_file
 
     write_model2vec(tmp_path / "m", wordpiece_tokenizer(), dtype="float16", quantized_rows=5)
-    tensors = {"embeddings": np.ones((5, 8), np.float16), "mapping": np.zeros(wordpiece_tokenizer().get_vocab_size(True), np.int64)}
+    tensors = {
+        "embeddings": np.ones((5, 8), np.float16),
+        "mapping": np.zeros(wordpiece_tokenizer().get_vocab_size(True), np.int64),
+    }
     tensors["weights"] = np.ones(len(tensors["mapping"]), np.float64)
     save_file(tensors, str(tmp_path / "m" / "model.safetensors"))
     with pytest.raises(ValueError, match="kernel='native' cannot run this model: a float16 table with float64 weights"):

@@ -23,6 +23,8 @@ from staticst import (
 from staticst.persistence.layout import LAYOUTS, detect_layout
 from tests.conftest import bpe_tokenizer, unigram_tokenizer, wordpiece_tokenizer, write_model2vec, write_st_root
 
+pytestmark = pytest.mark.usefixtures("backend")  # every test here runs on both backends
+
 SHARED_STATIC = {
     "potion-base-8M": ("model2vec", 256, "float32"),
     "potion-base-2M": ("model2vec", 64, "float32"),
@@ -73,7 +75,7 @@ def test_tiny_models_of_each_tokenizer_and_dtype(tmp_path: Path, make_tokenizer:
 
     tok = make_tokenizer()
     write_model2vec(tmp_path / "m", tok, dtype=dtype)
-    ours = StaticSentenceTransformer(tmp_path / "m")
+    ours = StaticSentenceTransformer(tmp_path / "m", family="model2vec")  # model2vec's rules, on purpose
     texts = ["the cat sat on the mat", "dogs eat fish", "", "zzz qqq"]
     got = ours.encode(texts)
     ref = StaticModel.from_pretrained(tmp_path / "m").encode(texts)

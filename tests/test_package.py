@@ -29,15 +29,20 @@ def test_public_api_is_pinned() -> None:
         "ModelLoadError",
         "ModelNotFoundError",
         "NonFiniteEmbeddingError",
+        "Normalize",
         "PoolingConfig",
         "PoolingOverflowError",
+        "StaticEmbedding",
         "StaticModel",
         "StaticSTError",
         "StaticSentenceTransformer",
+        "TaskDataError",
+        "TokenizerError",
         "TokenizerSettings",
         "UnknownLayoutError",
         "VocabularyMismatchError",
         "__version__",
+        "distill",
         "embed_corpus",
         "encode_iter",
         "util",
@@ -77,7 +82,7 @@ def test_import_and_encode_never_import_torch() -> None:
         "m = staticst.StaticSentenceTransformer()\n"
         "m.encode('hi'); m.encode(['a b', 'c'] * 50, precision='int8'); m.similarity(m.encode(['x']), m.encode(['y']))\n"
         "m.encode_query(['q']); m.encode_document(['d'])\n"
-        "heavy = sorted(k for k in ('torch', 'sentence_transformers', 'mteb', 'fastapi', 'uvicorn', 'transformers') if k in sys.modules)\n"
+        "heavy = sorted(k for k in ('torch', 'sentence_transformers', 'mteb', 'fastapi', 'uvicorn', 'transformers', 'onnxruntime', 'sklearn') if k in sys.modules)\n"
         "print(heavy)\n"
     )
     out = _run(code)
@@ -128,7 +133,8 @@ def test_cli_info(capsys, shared_model) -> None:  # type: ignore[no-untyped-def]
     assert main(["info", str(shared_model("wordllama-l2-supercat-256")), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["layout"] == "model2vec" and info["dtype"] == "float16" and info["vocab_size"] == 32000
-    assert info["normalize"] is True and info["max_length"] == 512
+    # the sentence-transformers face: no token limit (model2vec's 512 applies under family="model2vec" only)
+    assert info["normalize"] is True and info["max_length"] is None and info["family"] == "sentence-transformers"
 
 
 def test_cli_errors_are_messages_not_tracebacks(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -162,6 +168,7 @@ def test_every_third_party_import_is_a_declared_dependency() -> None:
         own = {
             "server": extras["server"],
             "corpus": extras.get("corpus", set()),
+            "distill": extras["distill"],
             "static_model.py": extras.get("quantize", set()),
         }.get(rel[0], set())
         if rel[0] == "integrations":

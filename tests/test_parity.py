@@ -10,11 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from staticst import StaticSentenceTransformer
+
+pytestmark = pytest.mark.usefixtures("backend")  # every test here runs on both backends
 
 TOL = 1e-6
 MODEL2VEC_MODELS = ["potion-base-8M", "potion-base-2M", "wordllama-l2-supercat-256", "tokenlearn-10k-int8"]
@@ -70,6 +73,20 @@ def corpus(shared_dir: Path) -> list[str]:
     return _real_sentences(shared_dir)
 
 
+@pytest.fixture(scope="module")
+def references() -> dict[tuple[object, ...], np.ndarray]:
+    """The reference libraries' outputs, computed once per module: both backends' runs compare with the same."""
+    return {}
+
+
+def _reference(
+    cache: dict[tuple[object, ...], np.ndarray], key: tuple[object, ...], compute: Callable[[], Any]
+) -> np.ndarray:
+    if key not in cache:
+        cache[key] = np.asarray(compute())
+    return cache[key]
+
+
 def _quantize(reference: np.ndarray, precision: str) -> np.ndarray:
     from sentence_transformers import quantize_embeddings
 
@@ -77,12 +94,16 @@ def _quantize(reference: np.ndarray, precision: str) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", MODEL2VEC_MODELS)
-def test_model2vec_parity(name: str, corpus: list[str], shared_model: Callable[[str], Path]) -> None:
+def test_model2vec_parity(
+    name: str, corpus: list[str], shared_model: Callable[[str], Path], references: dict[tuple[object, ...], np.ndarray]
+) -> None:
     from model2vec import StaticModel
 
     path = shared_model(name)
-    ours = StaticSentenceTransformer(path)
-    reference = StaticModel.from_pretrained(path).encode(corpus).astype(np.float32)
+    ours = StaticSentenceTransformer(path, family="model2vec")  # model2vec's rules, on purpose
+    reference = _reference(
+        references, (name,), lambda: StaticModel.from_pretrained(path).encode(corpus).astype(np.float32)
+    )
     assert ours.layout == "model2vec"
 
     got = ours.encode(corpus, batch_size=256)
@@ -107,7 +128,7 @@ def test_single_sentence_matches_batch(corpus: list[str], shared_model: Callable
     from model2vec import StaticModel
 
     path = shared_model(name)
-    ours = StaticSentenceTransformer(path)
+    ours = StaticSentenceTransformer(path, family="model2vec")
     reference = StaticModel.from_pretrained(path)
     long_text = " ".join(corpus[:400])  # beyond model2vec's 512-token cut
     texts = corpus[:600:3] + ADVERSARIAL + [long_text, long_text.upper()]
@@ -119,23 +140,30 @@ def test_single_sentence_matches_batch(corpus: list[str], shared_model: Callable
         assert np.abs(vec - reference.encode(text)).max() <= TOL, (name, text[:80])
 
 
-def test_sentence_transformers_parity(corpus: list[str], shared_model: Callable[[str], Path]) -> None:
+def test_sentence_transformers_parity(
+    corpus: list[str], shared_model: Callable[[str], Path], references: dict[tuple[object, ...], np.ndarray]
+) -> None:
     from sentence_transformers import SentenceTransformer
 
     path = shared_model("potion-base-2M-sentence-transformers")
     ours = StaticSentenceTransformer(path)
     reference = SentenceTransformer(str(path), device="cpu")
+
+    def st_encode(**options: Any) -> np.ndarray:
+        key = ("sentence-transformers", *sorted(options.items()))
+        return _reference(references, key, lambda: reference.encode(corpus, **options))
+
     assert ours.layout == "sentence-transformers"
 
     for truncate_dim in (None, 32):
         for normalize in (False, True):
             got = ours.encode(corpus, truncate_dim=truncate_dim, normalize_embeddings=normalize)
-            ref = reference.encode(corpus, truncate_dim=truncate_dim, normalize_embeddings=normalize)
+            ref = st_encode(truncate_dim=truncate_dim, normalize_embeddings=normalize)
             assert got.dtype == ref.dtype == np.float32 and got.shape == ref.shape
             assert np.abs(got - ref).max() <= TOL
         for precision in PRECISIONS:
             got_q = ours.encode(corpus, truncate_dim=truncate_dim, precision=precision)
-            ref_q = reference.encode(corpus, truncate_dim=truncate_dim, precision=precision)
+            ref_q = st_encode(truncate_dim=truncate_dim, precision=precision)
             assert got_q.dtype == ref_q.dtype and got_q.shape == ref_q.shape
             diff = np.abs(got_q.astype(np.int64) - ref_q.astype(np.int64))
             if precision.endswith("binary"):
@@ -143,7 +171,11 @@ def test_sentence_transformers_parity(corpus: list[str], shared_model: Callable[
             else:
                 # Float vectors agree to ~6e-8 but torch's vector norm sums in another order than numpy, so a
                 # value lying within 1e-7 of an int8 bucket edge can floor one bucket apart: allow that, rarely.
-                assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (precision, int(diff.max()), float((diff > 0).mean()))
+                assert diff.max() <= 1 and (diff > 0).mean() < 1e-4, (
+                    precision,
+                    int(diff.max()),
+                    float((diff > 0).mean()),
+                )
 
 
 def test_st_layout_single_and_empty_match_reference(shared_model: Callable[[str], Path]) -> None:
@@ -156,4 +188,6 @@ def test_st_layout_single_and_empty_match_reference(shared_model: Callable[[str]
         assert np.abs(ours.encode(text) - reference.encode(text)).max() <= TOL
     ref_empty = reference.encode([])
     got_empty = ours.encode([])
-    assert type(got_empty) is type(ref_empty) and got_empty.shape == ref_empty.shape and got_empty.dtype == ref_empty.dtype
+    assert (
+        type(got_empty) is type(ref_empty) and got_empty.shape == ref_empty.shape and got_empty.dtype == ref_empty.dtype
+    )

@@ -13,7 +13,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -25,11 +24,11 @@ import pytest
 pytest.importorskip("starlette", reason="the server extra is not installed: pip install 'staticst[server]'")
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 
 from staticst import StaticSentenceTransformer  # noqa: E402
 from staticst.server import add_serve_arguments, create_app, negotiate  # noqa: E402
 from staticst.server._validation import RequestError  # noqa: E402
+from tests._live import LiveServer, free_port, same_bits, start_serve, stop  # noqa: E402
 
 MAX_BATCH = 32
 MAX_INPUT_CHARS = 400
@@ -50,42 +49,6 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def model() -> StaticSentenceTransformer:
-    m = StaticSentenceTransformer()
-    m.prompts = {"query": "query: ", "passage": "passage: "}
-    return m
-
-
-class LiveServer:
-    """uvicorn in a background thread on a socket bound to 127.0.0.1:0."""
-
-    def __init__(self, app: Any) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="off", timeout_graceful_shutdown=5)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
-        assert not self.thread.is_alive(), "the test server did not stop"
-
-
-@pytest.fixture(scope="module")
 def live(model: StaticSentenceTransformer) -> Iterator[LiveServer]:
     app = create_app(
         model,
@@ -102,13 +65,6 @@ def live(model: StaticSentenceTransformer) -> Iterator[LiveServer]:
 def client(live: LiveServer) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live.url, timeout=TIMEOUT) as c:
         yield c
-
-
-def same_bits(got: np.ndarray, expected: np.ndarray) -> None:
-    expected = np.asarray(expected, dtype=np.float32)
-    assert got.dtype == np.float32
-    assert got.shape == expected.shape
-    np.testing.assert_array_equal(got.view(np.uint32), expected.view(np.uint32))
 
 
 def json_matrix(payload: Any) -> np.ndarray:
@@ -261,6 +217,7 @@ def test_health_info_openapi(client: httpx.Client, model: StaticSentenceTransfor
         "max_batch": MAX_BATCH,
         "max_input_chars": MAX_INPUT_CHARS,
         "max_body_bytes": MAX_BODY_BYTES,
+        "max_tokenize_tokens": 262_144,
     }
     assert info["prompt_names"] == ["passage", "query"]
     doc = client.get("/openapi.json").json()
@@ -400,45 +357,10 @@ def test_concurrent_clients_get_their_own_results(live: LiveServer, model: Stati
 
 
 # ----------------------------------------------------------------------------- processes: serve(), workers, shutdown
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start_serve(port: int, workers: int = 1) -> subprocess.Popen[bytes]:
-    """``staticst serve`` (the CLI, built-in model) as a subprocess; waits until /health answers."""
-    argv = [sys.executable, "-m", "staticst.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--workers", str(workers), "--log-level", "warning"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"staticst serve exited early: {proc.stdout.read().decode() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.TransportError:
-            time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("staticst serve did not start within 60 s")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> int:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-    try:
-        return proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-        raise
-
-
 def test_sigterm_finishes_the_in_flight_request(model: StaticSentenceTransformer) -> None:
     """SIGTERM while a request's body is half sent: the request still completes correctly, then exit 0."""
-    port = _free_port()
-    proc = _start_serve(port)
+    port = free_port()
+    proc = start_serve(port)
     try:
         body = json.dumps({"inputs": TEXTS}).encode()
         head = (
@@ -465,12 +387,12 @@ def test_sigterm_finishes_the_in_flight_request(model: StaticSentenceTransformer
         with pytest.raises(httpx.TransportError):
             httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def test_serve_with_two_workers(model: StaticSentenceTransformer) -> None:
-    port = _free_port()
-    proc = _start_serve(port, workers=2)
+    port = free_port()
+    proc = start_serve(port, "--workers", "2")
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=TIMEOUT) as c:
             for i in range(20):  # spread over both workers; each answer checked
@@ -482,7 +404,7 @@ def test_serve_with_two_workers(model: StaticSentenceTransformer) -> None:
                     json_matrix(r.json()), model.encode([f"text {i}", TEXTS[i % len(TEXTS)]], normalize_embeddings=True)
                 )
     finally:
-        assert _stop(proc) == 0
+        assert stop(proc) == 0
 
 
 def test_add_serve_arguments() -> None:

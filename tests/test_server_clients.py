@@ -9,9 +9,6 @@ vector is compared bit for bit with ``model.encode`` (normalised as the route de
 from __future__ import annotations
 
 import base64
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,47 +17,28 @@ import pytest
 
 pytest.importorskip("starlette", reason="the server extra is not installed: pip install 'staticst[server]'")
 
-import httpx  # noqa: E402
 import openai  # noqa: E402
 from huggingface_hub import InferenceClient  # noqa: E402
 from langchain_openai import OpenAIEmbeddings  # noqa: E402
 
 from staticst import StaticSentenceTransformer  # noqa: E402
-from tests.test_server import TEXTS, _free_port, _stop, same_bits  # noqa: E402
+from tests._live import free_port, same_bits, start_serve, stop  # noqa: E402
+from tests.test_server import TEXTS  # noqa: E402
 
 NAME = "potion-test"
 TIMEOUT = 30.0
 
 
 @pytest.fixture(scope="module")
-def model() -> StaticSentenceTransformer:
-    return StaticSentenceTransformer()
-
-
-@pytest.fixture(scope="module")
 def url() -> Iterator[str]:
     """``staticst serve`` (the CLI, built-in model) on 127.0.0.1, for the whole module."""
-    port = _free_port()
-    argv = [sys.executable, "-m", "staticst.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    argv += ["--served-model-name", NAME, "--log-level", "warning"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    port = free_port()
+    proc = start_serve(port, "--served-model-name", NAME)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"staticst serve exited: {proc.stdout.read().decode() if proc.stdout else ''}")
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError("staticst serve did not start within 60 s") from None
-            time.sleep(0.1)
     try:
         yield base
     finally:
-        assert _stop(proc) == 0
+        assert stop(proc) == 0
 
 
 def rows(values: object) -> np.ndarray:

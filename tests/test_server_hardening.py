@@ -33,7 +33,8 @@ from staticst.server import create_app  # noqa: E402
 from staticst.server._errors import OPENAI_ERRORS, TEI_ERRORS  # noqa: E402
 from staticst.server._routes import ROUTES  # noqa: E402
 from staticst.server._spec import Field, Post  # noqa: E402
-from tests.test_server import TEXTS, LiveServer, same_bits  # noqa: E402
+from tests._live import LiveServer, same_bits  # noqa: E402
+from tests.test_server import TEXTS  # noqa: E402
 
 MAX_BATCH = 16
 MAX_INPUT_CHARS = 300
@@ -68,13 +69,6 @@ MINIMAL: dict[tuple[str, str], dict[str, Any]] = {(r.path, r.body.name): minimal
 STYLES = {r.path: r.errors for r in POSTS}
 
 
-@pytest.fixture(scope="module")
-def model() -> StaticSentenceTransformer:
-    m = StaticSentenceTransformer()
-    m.prompts = {"query": "query: ", "passage": "passage: "}
-    return m
-
-
 @pytest.fixture(scope="module", params=["uvicorn", "staticst-serve"])
 def live(request: pytest.FixtureRequest, model: StaticSentenceTransformer) -> Iterator[Any]:
     """The app under plain uvicorn, and under the configuration ``staticst serve`` runs (its own protocol)."""
@@ -83,9 +77,7 @@ def live(request: pytest.FixtureRequest, model: StaticSentenceTransformer) -> It
         with LiveServer(app) as server:
             yield server
     else:
-        from tests.test_server_timeouts import ConfiguredServer
-
-        with ConfiguredServer(app) as configured:
+        with LiveServer(app, configured=True) as configured:
             yield configured
 
 

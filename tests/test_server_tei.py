@@ -22,7 +22,8 @@ from starlette.testclient import TestClient  # noqa: E402
 
 from staticst import StaticSentenceTransformer  # noqa: E402
 from staticst.server import add_serve_arguments, create_app  # noqa: E402
-from tests.test_server import TEXTS, same_bits  # noqa: E402
+from tests._live import same_bits  # noqa: E402
+from tests.test_server import TEXTS  # noqa: E402
 
 OCTET = "application/octet-stream"
 NDJSON = "application/x-ndjson"
@@ -30,9 +31,11 @@ NDJSON = "application/x-ndjson"
 
 @pytest.fixture(scope="module")
 def model() -> StaticSentenceTransformer:
-    m = StaticSentenceTransformer()
-    m.prompts = {"query": "query: ", "passage": "passage: "}
-    return m
+    """The built-in model under model2vec's rules: its 512-token limit is what the truncation tests below need
+    (under sentence-transformers' rules, the face's default, this folder has no token limit)."""
+    built_in = StaticSentenceTransformer(family="model2vec")
+    built_in.prompts = {"query": "query: ", "passage": "passage: "}
+    return built_in
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,11 +22,10 @@ import pytest
 pytest.importorskip("starlette", reason="the server extra is not installed: pip install 'staticst[server]'")
 
 import httpx  # noqa: E402
-import uvicorn  # noqa: E402
 
 from staticst import StaticSentenceTransformer  # noqa: E402
 from staticst.server import add_serve_arguments, create_app  # noqa: E402
-from tests.test_server import _free_port, _stop  # noqa: E402
+from tests._live import LiveServer, free_port, stop  # noqa: E402
 
 PARSERS = ["httptools", "h11"]
 CLOSE_WITHIN = 20.0  # seconds: the bound for "the server closed it" (the timeouts are 1 s; the machine is shared)
@@ -39,49 +37,13 @@ HEAD_WITH_BODY = (
 )
 
 
-@pytest.fixture(scope="module")
-def model() -> StaticSentenceTransformer:
-    return StaticSentenceTransformer()
-
-
-class ConfiguredServer:
-    """uvicorn in a background thread with :func:`staticst.server._run.server_config` on 127.0.0.1:0."""
-
-    def __init__(self, app: Any, **options: Any) -> None:
-        from staticst.server._run import server_config
-
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = int(self.sock.getsockname()[1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = server_config(app, log_level="warning", timeout_graceful_shutdown=2, **options)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
-
-    def __enter__(self) -> ConfiguredServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        self.sock.close()
-        assert not self.thread.is_alive(), "the test server did not stop"
-
-
 @pytest.fixture()
-def serve_with(model: StaticSentenceTransformer) -> Iterator[Callable[..., ConfiguredServer]]:
+def serve_with(model: StaticSentenceTransformer) -> Iterator[Callable[..., LiveServer]]:
     """Start servers with given options (an app with a 1 s body timeout); all stopped after the test."""
-    started: list[ConfiguredServer] = []
+    started: list[LiveServer] = []
 
-    def start(timeout_body: float = 1.0, **options: Any) -> ConfiguredServer:
-        server = ConfiguredServer(create_app(model, timeout_body=timeout_body), **options).__enter__()
+    def start(timeout_body: float = 1.0, **options: Any) -> LiveServer:
+        server = LiveServer(create_app(model, timeout_body=timeout_body), configured=True, **options).__enter__()
         started.append(server)
         return server
 
@@ -95,6 +57,22 @@ def connect(port: int, payload: bytes = b"") -> socket.socket:
     if payload:
         sock.sendall(payload)
     return sock
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole HTTP/1.1 response (head and ``content-length`` body), however the segments arrive."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed before the response head was complete: {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(v) for k, _, v in (h.partition(b":") for h in head.split(b"\r\n")[1:]) if k.lower() == b"content-length")
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        assert chunk, f"closed before the response body was complete: {data!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def read_until_closed(sock: socket.socket, within: float = CLOSE_WITHIN) -> bytes:
@@ -124,7 +102,7 @@ def health(url: str) -> int:
 # ----------------------------------------------------------------------------- the header timeout
 @pytest.mark.parametrize("http", PARSERS)
 def test_idle_and_half_sent_connections_are_closed_after_the_header_timeout(
-    serve_with: Callable[..., ConfiguredServer], http: str
+    serve_with: Callable[..., LiveServer], http: str
 ) -> None:
     live = serve_with(http=http, timeout_header=1, timeout_keep_alive=30)
     silent = [connect(live.port) for _ in range(10)]
@@ -132,7 +110,7 @@ def test_idle_and_half_sent_connections_are_closed_after_the_header_timeout(
     kept = []  # a whole request, then half of the next head: uvicorn's keep-alive timer stops at its first byte
     for _ in range(5):
         sock = connect(live.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
         sock.sendall(b"GET /health HTTP/1.1\r\nHo")
         kept.append(sock)
     assert health(live.url) == 200  # served while 25 sockets are stuck
@@ -151,24 +129,24 @@ def test_idle_and_half_sent_connections_are_closed_after_the_header_timeout(
 
 @pytest.mark.parametrize("http", PARSERS)
 def test_an_idle_kept_alive_connection_waits_for_the_keep_alive_timeout_not_the_header_one(
-    serve_with: Callable[..., ConfiguredServer], http: str
+    serve_with: Callable[..., LiveServer], http: str
 ) -> None:
     live = serve_with(http=http, timeout_header=1, timeout_keep_alive=1.5)
     with connect(live.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n") as sock:
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
         assert read_until_closed(sock) == b""  # closed by the keep-alive timeout, silently
     slow = serve_with(http=http, timeout_header=1, timeout_keep_alive=30)
     with connect(slow.port, b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n") as sock:
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
         time.sleep(2.5)  # idle for more than the header timeout, well within the keep-alive one
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
 
 
 # ----------------------------------------------------------------------------- the body timeout
 @pytest.mark.parametrize("http", PARSERS)
 def test_a_body_that_does_not_arrive_in_time_is_a_408_and_the_connection_closes(
-    serve_with: Callable[..., ConfiguredServer], http: str
+    serve_with: Callable[..., LiveServer], http: str
 ) -> None:
     live = serve_with(http=http, timeout_body=1, timeout_header=30)
     with connect(live.port, HEAD_WITH_BODY + BODY[:10]) as sock:
@@ -184,7 +162,7 @@ def test_a_body_that_does_not_arrive_in_time_is_a_408_and_the_connection_closes(
 
 @pytest.mark.parametrize("http", PARSERS)
 def test_a_body_that_keeps_dripping_after_an_early_answer_is_cut_off(
-    serve_with: Callable[..., ConfiguredServer], http: str
+    serve_with: Callable[..., LiveServer], http: str
 ) -> None:
     """A 415 is answered before the body is read; a client that then drips the body forever is closed."""
     live = serve_with(http=http, timeout_header=1, timeout_keep_alive=30)
@@ -208,7 +186,7 @@ def test_a_body_that_keeps_dripping_after_an_early_answer_is_cut_off(
 
 # ----------------------------------------------------------------------------- the connection cap
 def test_over_the_connection_cap_new_requests_get_503_until_the_idle_ones_time_out(
-    serve_with: Callable[..., ConfiguredServer],
+    serve_with: Callable[..., LiveServer],
 ) -> None:
     live = serve_with(limit_concurrency=8, timeout_header=4, timeout_keep_alive=30)
     fillers = [connect(live.port) for _ in range(10)]
@@ -256,7 +234,7 @@ def _serve(port: int, *options: str, nofile: int | None = None) -> subprocess.Po
 
 def test_serve_survives_a_slow_client_flood_and_closes_it() -> None:
     """150 sockets that send nothing, half a head, or a head and half a body; /health answers throughout."""
-    port = _free_port()
+    port = free_port()
     proc = _serve(port, "--timeout-header", "1", "--timeout-body", "1", "--timeout-keep-alive", "1")
     flood: list[tuple[str, socket.socket]] = []
     try:
@@ -275,12 +253,12 @@ def test_serve_survives_a_slow_client_flood_and_closes_it() -> None:
     finally:
         for _, sock in flood:
             sock.close()
-        assert _stop(proc) == 0
+        assert stop(proc) == 0
 
 
 def test_a_flood_larger_than_the_fd_limit_does_not_lock_clients_out() -> None:
     """With 160 open files allowed, 250 idle sockets: the server frees them and serves new clients again."""
-    port = _free_port()
+    port = free_port()
     proc = _serve(port, "--timeout-header", "1", nofile=160)
     flood = []
     try:
@@ -297,7 +275,7 @@ def test_a_flood_larger_than_the_fd_limit_does_not_lock_clients_out() -> None:
     finally:
         for sock in flood:
             sock.close()
-        assert _stop(proc) == 0
+        assert stop(proc) == 0
 
 
 # ----------------------------------------------------------------------------- options

@@ -9,13 +9,18 @@ run truncates back to the last checkpoint; Parquet is one part file per checkpoi
 ==========  ==============================================================================================
 extension   what is written
 ==========  ==============================================================================================
-``.npy``    a float32 array ``(rows, dim)``; the header is written last (its space is reserved)
-``.f32``,   raw little-endian float32 rows, plus ``<output>.json``: ``{"shape": [rows, dim], "dtype": "<f4"}``
+``.npy``    an array ``(rows, width)``; the header is written last (its space is reserved)
+``.f32``,   raw little-endian rows, plus ``<output>.json``: ``{"shape": [rows, width], "dtype": "<f4"}``
 ``.bin``
 ``.jsonl``  one JSON object per line: ``{"id" or "index": ..., "embedding": [...]}`` (float32 shortest repr),
             plus ``"text"`` when asked
-``.parquet`` ``id`` / ``text`` columns when asked, and ``embedding`` as ``fixed_size_list<float32>[dim]``
+``.parquet`` ``id`` / ``text`` columns when asked, and ``embedding`` as ``fixed_size_list<float32>[width]``
 ==========  ==============================================================================================
+
+``width`` is the width of the vectors written: the model's dimension, or ``truncate_dim``; with
+``precision="binary"`` / ``"ubinary"`` (8 dimensions packed per byte, as sentence-transformers packs them) the
+rows are ``int8`` / ``uint8`` of ``ceil(width / 8)`` bytes (``fixed_size_list<int8>``, ``"|i1"``, ...). Every
+batch is checked against it before it is written.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ import numpy as np
 
 from staticst.errors import CorpusOutputError, MissingDependencyError
 
-__all__ = ["SINKS", "Sink", "check_output", "open_sink", "remove_partial"]
+__all__ = ["DTYPES", "SINKS", "Sink", "check_output", "open_sink", "remove_partial"]
 
 _NPY_HEADER = 128  # bytes reserved for the .npy header: enough for any (rows, dim) float32 header
+#: The row dtypes a sink writes: float32 vectors, or binary vectors packed 8 dimensions per byte.
+DTYPES = {"float32": "<f4", "int8": "i1", "uint8": "u1"}
 
 
 def _fsync(path: Path) -> None:
@@ -47,20 +54,31 @@ class Sink:
     Args:
         output: The final file.
         partial: The work folder (``<output>.partial``).
-        dim: Vector width.
+        dim: The width of a row (vector dimensions; bytes for packed binary vectors).
         state: The state of a resumed run (from :meth:`checkpoint`), or ``None`` for a fresh one.
         keep_ids: Write the records' ids.
         keep_texts: Write the records' texts.
+        dtype: ``float32``, or ``int8`` / ``uint8`` (packed binary vectors).
     """
 
     suffixes: tuple[str, ...] = ()
 
     def __init__(
-        self, output: Path, partial: Path, dim: int, state: dict[str, Any] | None, keep_ids: bool, keep_texts: bool
+        self,
+        output: Path,
+        partial: Path,
+        dim: int,
+        state: dict[str, Any] | None,
+        keep_ids: bool,
+        keep_texts: bool,
+        dtype: str = "float32",
     ) -> None:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
         self.output = output
         self.partial = partial
         self.dim = dim
+        self.dtype = np.dtype(DTYPES[dtype])
         self.keep_ids = keep_ids
         self.keep_texts = keep_texts
         self.rows = int(state["rows"]) if state else 0
@@ -81,9 +99,19 @@ class Sink:
         """Bytes before the first row (a reserved header)."""
         return 0
 
+    def check(self, vectors: np.ndarray) -> np.ndarray:
+        """``vectors`` as this sink's rows: exactly ``(n, dim)`` of its dtype, else an error (never a silent reshape)."""
+        if vectors.ndim != 2 or vectors.shape[1] != self.dim or vectors.dtype != self.dtype:
+            raise CorpusOutputError(
+                f"{self.output}: got a batch of {vectors.dtype} vectors of shape {vectors.shape}, but the file holds rows "
+                f"of {self.dim} {self.dtype} values (please report: nothing wrong was written)."
+            )
+        return vectors
+
     def write(self, vectors: np.ndarray, ids: Sequence[Any], texts: Sequence[str]) -> None:
         """Append rows."""
-        self._handle.write(np.ascontiguousarray(vectors, dtype="<f4").data)  # the array's own buffer: no copy
+        rows = self.check(vectors)
+        self._handle.write(np.ascontiguousarray(rows, dtype=self.dtype.newbyteorder("<")).data)  # no copy
         self.rows += len(vectors)
 
     def checkpoint(self) -> dict[str, Any]:
@@ -118,13 +146,15 @@ class NpySink(Sink):
         return _NPY_HEADER
 
     def _finalize(self) -> Path:
-        header = {"descr": "<f4", "fortran_order": False, "shape": (self.rows, self.dim)}
+        header = {"descr": self.dtype.newbyteorder("<").str, "fortran_order": False, "shape": (self.rows, self.dim)}
         with self.data.open("r+b") as handle:
             text = repr(header).encode("latin1")
             body = b"\x93NUMPY\x01\x00"
             pad = _NPY_HEADER - len(body) - 2 - len(text) - 1
             if pad < 0:
-                raise CorpusOutputError(f"{self.output}: the .npy header does not fit its reserved space (please report).")
+                raise CorpusOutputError(
+                    f"{self.output}: the .npy header does not fit its reserved space (please report)."
+                )
             payload = text + b" " * pad + b"\n"
             handle.write(body + len(payload).to_bytes(2, "little") + payload)
             handle.flush()
@@ -140,7 +170,8 @@ class RawSink(Sink):
     def finish(self) -> None:  # noqa: D102 - see Sink.finish; the sidecar is in place before the data
         sidecar = self.output.with_name(self.output.name + ".json")
         tmp = self.partial / "sidecar.json"
-        tmp.write_text(json.dumps({"shape": [self.rows, self.dim], "dtype": "<f4", "byte_order": "little"}))
+        dtype = self.dtype.newbyteorder("<").str
+        tmp.write_text(json.dumps({"shape": [self.rows, self.dim], "dtype": dtype, "byte_order": "little"}))
         _fsync(tmp)
         os.replace(tmp, sidecar)
         super().finish()
@@ -163,7 +194,7 @@ class JsonlSink(Sink):
     def write(self, vectors: np.ndarray, ids: Sequence[Any], texts: Sequence[str]) -> None:  # noqa: D102
         key = "id" if self.keep_ids else "index"
         lines = []
-        for i, row in enumerate(np.ascontiguousarray(vectors, dtype=np.float32)):
+        for i, row in enumerate(np.ascontiguousarray(self.check(vectors))):
             item: dict[str, Any] = {key: ids[i] if self.keep_ids else self.rows + i, "embedding": row}
             if self.keep_texts:
                 item["text"] = texts[i]
@@ -197,12 +228,12 @@ class ParquetSink(Sink):
             fields.append(pa.field("id", pa.string()))
         if self.keep_texts:
             fields.append(pa.field("text", pa.string()))
-        fields.append(pa.field("embedding", pa.list_(pa.float32(), self.dim)))
+        fields.append(pa.field("embedding", pa.list_(self._value_type(), self.dim)))
         return pa.schema(fields)
 
     def write(self, vectors: np.ndarray, ids: Sequence[Any], texts: Sequence[str]) -> None:  # noqa: D102
         pa = self._pa
-        flat = pa.array(np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1), type=pa.float32())
+        flat = pa.array(np.ascontiguousarray(self.check(vectors)).reshape(-1), type=self._value_type())
         columns: list[Any] = []
         if self.keep_ids:
             columns.append(pa.array([None if i is None else str(i) for i in ids], type=pa.string()))
@@ -211,6 +242,9 @@ class ParquetSink(Sink):
         columns.append(pa.FixedSizeListArray.from_arrays(flat, self.dim))
         self._pending.append(pa.Table.from_arrays(columns, schema=self._schema()))
         self.rows += len(vectors)
+
+    def _value_type(self) -> Any:
+        return {"float32": self._pa.float32(), "int8": self._pa.int8(), "uint8": self._pa.uint8()}[self.dtype.name]
 
     def checkpoint(self) -> dict[str, Any]:  # noqa: D102
         if self._pending:
@@ -236,10 +270,12 @@ class ParquetSink(Sink):
 
 
 #: The sink of each output extension.
-SINKS: dict[str, type[Sink]] = {suffix: sink for sink in (NpySink, RawSink, JsonlSink, ParquetSink) for suffix in sink.suffixes}
+SINKS: dict[str, type[Sink]] = {
+    suffix: sink for sink in (NpySink, RawSink, JsonlSink, ParquetSink) for suffix in sink.suffixes
+}
 
 
-def check_output(output: str | Path) -> Path:
+def check_output(output: str | os.PathLike[str]) -> Path:
     """The output path, checked before any work: a known extension, a writable existing folder, not a folder.
 
     Raises:
@@ -257,14 +293,26 @@ def check_output(output: str | Path) -> Path:
         raise CorpusOutputError(f"{path}: the folder {parent} does not exist; create it first.")
     if not os.access(parent, os.W_OK):
         raise CorpusOutputError(f"{path}: the folder {parent} is not writable.")
+    if path.suffix.lower() == ".parquet":
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError as exc:  # before any work: no partial folder is created
+            raise MissingDependencyError("Parquet output needs pyarrow: pip install 'staticst[corpus]'.") from exc
     return path
 
 
 def open_sink(
-    output: Path, partial: Path, dim: int, state: dict[str, Any] | None, *, keep_ids: bool, keep_texts: bool
+    output: Path,
+    partial: Path,
+    dim: int,
+    state: dict[str, Any] | None,
+    *,
+    keep_ids: bool,
+    keep_texts: bool,
+    dtype: str = "float32",
 ) -> Sink:
     """The sink for ``output``'s extension (see :data:`SINKS`)."""
-    return SINKS[output.suffix.lower()](output, partial, dim, state, keep_ids, keep_texts)
+    return SINKS[output.suffix.lower()](output, partial, dim, state, keep_ids, keep_texts, dtype)
 
 
 def remove_partial(partial: Path) -> None:

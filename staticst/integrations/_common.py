@@ -1,6 +1,6 @@
 """What the integrations share: the model argument, the embedder backends' call, Ray's and Spark's batch path.
 
-:func:`as_model` and :func:`embed_documents` serve every adapter; for Ray and Spark, checked encode options,
+:func:`as_model` serves every adapter, :class:`StaticBackend` KeyBERT's and BERTopic's backends; for Ray and Spark, checked encode options,
 the model loader and the batch function. Nothing here imports a library integrated with: the engine modules turn their batches into a list of values, call
 :func:`embed_values`, and turn the ``(n, dim)`` float32 result back into their own column type.
 """
@@ -22,8 +22,8 @@ from staticst.model import StaticSentenceTransformer
 __all__ = [
     "EncodeSpec",
     "OnNull",
+    "StaticBackend",
     "as_model",
-    "embed_documents",
     "embed_values",
     "is_text_type",
     "load_model",
@@ -46,11 +46,38 @@ def as_model(model: StaticSentenceTransformer | str | os.PathLike[str] | None) -
     return model if isinstance(model, StaticSentenceTransformer) else StaticSentenceTransformer(model)
 
 
-def embed_documents(
-    model: StaticSentenceTransformer, documents: Sequence[str], verbose: bool, encode_kwargs: Mapping[str, Any]
-) -> np.ndarray:
-    """KeyBERT's and BERTopic's backend ``embed``: ``encode`` with a progress bar when ``verbose``."""
-    return np.asarray(model.encode(list(documents), show_progress_bar=verbose, **encode_kwargs))
+class StaticBackend:
+    """KeyBERT's and BERTopic's ``BaseEmbedder`` over a static model, mixed in before the library's class.
+
+    ``class KeyBERTBackend(StaticBackend, keybert.backend.BaseEmbedder)``: the two libraries' backend classes
+    have the same ``__init__`` and ``embed``; this is the one copy of both.
+
+    Args:
+        model: A loaded model, or a folder / hub id to load (``None``: the built-in potion-base-8M).
+        **encode_kwargs: Passed to every ``encode`` call (e.g. ``normalize_embeddings=True``).
+
+    Attributes:
+        embedding_model: The :class:`~staticst.StaticSentenceTransformer` doing the encoding.
+    """
+
+    def __init__(
+        self, model: StaticSentenceTransformer | str | os.PathLike[str] | None = None, **encode_kwargs: Any
+    ) -> None:
+        super().__init__()
+        self.embedding_model = as_model(model)
+        self.encode_kwargs = encode_kwargs
+
+    def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:
+        """Embed documents or words (the libraries' backend API: ``embed_documents`` / ``embed_words`` call it).
+
+        Args:
+            documents: The texts.
+            verbose: Show a progress bar.
+
+        Returns:
+            A float32 array of shape ``(len(documents), dim)``.
+        """
+        return np.asarray(self.embedding_model.encode(list(documents), show_progress_bar=verbose, **self.encode_kwargs))
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,8 @@ skips that guess.
 
 from __future__ import annotations
 
-import os
-from typing import Any
-
-import numpy as np
-
 from staticst.errors import MissingDependencyError
-from staticst.integrations._common import as_model, embed_documents
-from staticst.model import StaticSentenceTransformer
+from staticst.integrations._common import StaticBackend
 
 try:
     from bertopic.backend import BaseEmbedder
@@ -35,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 __all__ = ["BERTopicBackend"]
 
 
-class BERTopicBackend(BaseEmbedder):
+class BERTopicBackend(StaticBackend, BaseEmbedder):
     """BERTopic backend over a static model: documents and words through ``encode``.
 
     Args:
@@ -45,22 +39,3 @@ class BERTopicBackend(BaseEmbedder):
     Attributes:
         embedding_model: The :class:`~staticst.StaticSentenceTransformer` doing the encoding.
     """
-
-    def __init__(
-        self, model: StaticSentenceTransformer | str | os.PathLike[str] | None = None, **encode_kwargs: Any
-    ) -> None:
-        super().__init__()
-        self.embedding_model = as_model(model)
-        self.encode_kwargs = encode_kwargs
-
-    def embed(self, documents: list[str], verbose: bool = False) -> np.ndarray:
-        """Embed documents or words (BERTopic's backend API; ``embed_documents`` / ``embed_words`` call it).
-
-        Args:
-            documents: The texts.
-            verbose: Show a progress bar.
-
-        Returns:
-            A float32 array of shape ``(len(documents), dim)``.
-        """
-        return embed_documents(self.embedding_model, documents, verbose, self.encode_kwargs)

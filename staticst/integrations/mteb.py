@@ -20,6 +20,7 @@ same through either path. Its ``ModelMeta`` (:func:`static_model_meta`) describe
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from staticst.errors import MissingDependencyError
+from staticst.errors import MissingDependencyError, TaskDataError
 from staticst.model import StaticSentenceTransformer
 
 try:
@@ -44,11 +45,20 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 if TYPE_CHECKING:
+    from mteb.abstasks import AbsTask
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
     from mteb.abstasks.task_metadata import TaskMetadata
     from mteb.types import Array, BatchedInput
     from torch.utils.data import DataLoader
 
-__all__ = ["DESCRIPTIVE_FIELDS", "StaticSTEncoder", "static_model_meta"]
+__all__ = [
+    "DESCRIPTIVE_FIELDS",
+    "StaticSTEncoder",
+    "load_task_data",
+    "local_task",
+    "static_model_meta",
+    "task_data_folder",
+]
 
 #: ``ModelMeta`` fields that describe the *weights* (not how they are run): taken from mteb's own registry entry
 #: when the model's name is registered there with the same (or an unknown) revision.
@@ -169,7 +179,9 @@ class StaticSTEncoder(AbsEncoder):
     ) -> None:
         if isinstance(model, StaticSentenceTransformer):
             if kwargs or model_path is not None or embed_dim is not None:
-                given = sorted([*kwargs, *(["model_path"] if model_path else []), *(["embed_dim"] if embed_dim else [])])
+                given = sorted(
+                    [*kwargs, *(["model_path"] if model_path else []), *(["embed_dim"] if embed_dim else [])]
+                )
                 raise ValueError(
                     f"StaticSTEncoder got a loaded model and loading options {given}: pass either the model, or "
                     "a hub id / folder with the options (set truncate_dim on the model itself)."
@@ -237,3 +249,165 @@ class StaticSTEncoder(AbsEncoder):
         else:
             raise ValueError(f"Unknown prompt type {prompt_type!r}; expected query, document or None.")
         return np.asarray(encode(texts, prompt=prompt, **kwargs))
+
+
+# -------------------------------------------------------------------------------- tasks on local data (no hub)
+
+
+def task_data_folder(task: AbsTask, data_dir: str | os.PathLike[str]) -> Path:
+    """Where :func:`load_task_data` reads a task: ``data_dir / <hub dataset name>`` (``mteb/scifact`` -> ``scifact``).
+
+    Args:
+        task: An mteb task.
+        data_dir: Folder holding one sub-folder per hub dataset.
+
+    Returns:
+        The task's folder (which may not exist).
+    """
+    return Path(data_dir) / str(task.metadata.dataset["path"]).rstrip("/").split("/")[-1]
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as e:
+                    raise TaskDataError(f"{path}:{lineno} is not valid JSON ({e.msg})") from e
+    if not rows:
+        raise TaskDataError(f"{path} is empty")
+    return rows
+
+
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with path.open(encoding="utf-8") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        if header != ["query-id", "corpus-id", "score"]:
+            raise TaskDataError(f"{path}: expected the BEIR header 'query-id corpus-id score', got {header}")
+        for lineno, line in enumerate(f, 2):
+            if line.strip():
+                try:
+                    qid, did, score = line.rstrip("\n").split("\t")
+                    qrels.setdefault(qid, {})[did] = int(score)
+                except ValueError:
+                    raise TaskDataError(
+                        f"{path}:{lineno}: expected 'query-id<TAB>corpus-id<TAB>score', got {line!r}"
+                    ) from None
+    return qrels
+
+
+def _load_retrieval(task: AbsTaskRetrieval, folder: Path) -> None:
+    from datasets import Dataset
+
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        if not (folder / name).is_file():
+            raise TaskDataError(f"{folder / name} is missing (retrieval data must be in BEIR format)")
+    corpus_rows = _read_jsonl(folder / "corpus.jsonl")
+    query_rows = _read_jsonl(folder / "queries.jsonl")
+    corpus = Dataset.from_list(
+        [{"id": str(r["_id"]), "title": r.get("title", ""), "text": r["text"]} for r in corpus_rows]
+    )
+    dataset: dict[str, dict[str, Any]] = {"default": {}}
+    for split in task.eval_splits:
+        qrels_path = folder / "qrels" / f"{split}.tsv"
+        if not qrels_path.is_file():
+            raise TaskDataError(f"{qrels_path} is missing")
+        qrels = _read_qrels(qrels_path)
+        # as mteb's RetrievalDatasetLoader: keep only queries with relevance judgements, in file order
+        queries = Dataset.from_list(
+            [{"id": str(r["_id"]), "text": r["text"]} for r in query_rows if str(r["_id"]) in qrels]
+        )
+        dataset["default"][split] = {"corpus": corpus, "queries": queries, "relevant_docs": qrels, "top_ranked": None}
+    task.dataset = dataset
+
+
+def _load_splits(task: AbsTask, folder: Path) -> None:
+    from datasets import Dataset, DatasetDict
+    from mteb.abstasks.classification import AbsTaskClassification
+
+    needed = list(task.eval_splits)
+    if isinstance(task, AbsTaskClassification) and task.train_split not in needed:
+        needed.append(task.train_split)
+    splits = {}
+    for split in needed:
+        path = folder / f"{split}.jsonl"
+        if not path.is_file():
+            raise TaskDataError(f"{path} is missing (the task needs splits {needed})")
+        splits[split] = Dataset.from_list(_read_jsonl(path))
+    task.dataset = DatasetDict(splits)
+    task.dataset_transform()
+
+
+def load_task_data(task: AbsTask, data_dir: str | os.PathLike[str]) -> Path:
+    """Fill ``task.dataset`` from local files, in the structure mteb's ``load_data`` builds (no Hugging Face Hub).
+
+    The data of a task is read from ``data_dir / <hub dataset name>`` (``mteb/banking77`` -> ``banking77``):
+    one JSON-lines file per split (``test.jsonl``, and ``train.jsonl`` for classification) with the columns of
+    mteb's hub dataset, or, for retrieval tasks, BEIR format (``corpus.jsonl``, ``queries.jsonl``,
+    ``qrels/<split>.tsv``). Monolingual tasks only.
+
+    Args:
+        task: An mteb task (e.g. ``mteb.get_task("STSBenchmark")``).
+        data_dir: Folder holding one sub-folder per hub dataset.
+
+    Returns:
+        The folder the data came from.
+
+    Raises:
+        TaskDataError: The folder is missing or incomplete, a file is not valid JSON lines / BEIR, or the
+            task is multilingual. The message names the file.
+    """
+    from mteb.abstasks.retrieval import AbsTaskRetrieval
+
+    folder = task_data_folder(task, data_dir)
+    if not folder.is_dir():
+        raise TaskDataError(
+            f"no local data for {task.metadata.name} at {folder} (expected a folder named after the hub dataset "
+            f"{task.metadata.dataset['path']!r})"
+        )
+    if task.metadata.is_multilingual:
+        raise TaskDataError(f"{task.metadata.name} is multilingual; local data is supported for monolingual tasks only")
+    try:
+        if isinstance(task, AbsTaskRetrieval):
+            _load_retrieval(task, folder)
+        else:
+            _load_splits(task, folder)
+    except (KeyError, TypeError) as e:  # a row without a column mteb needs, or of the wrong type
+        raise TaskDataError(f"local data at {folder} unusable for {task.metadata.name}: {type(e).__name__}: {e}") from e
+    task.data_loaded = True
+    return folder
+
+
+def local_task(name: str, data_dir: str | os.PathLike[str], *, seed: int = 42) -> AbsTask:
+    """The mteb task ``name`` with its data read from ``data_dir`` (see :func:`load_task_data`), ready to evaluate.
+
+    ``mteb.evaluate`` does not download the data of a task that holds it, so this runs offline:
+
+    >>> import mteb
+    >>> from staticst import StaticSentenceTransformer
+    >>> from staticst.integrations.mteb import StaticSTEncoder, local_task
+    >>> task = local_task("STSBenchmark", "shared/data/mteb")  # reads shared/data/mteb/stsbenchmark-sts/  # doctest: +SKIP
+    >>> mteb.evaluate(StaticSTEncoder(StaticSentenceTransformer()), task, cache=None)  # doctest: +SKIP
+
+    Args:
+        name: An mteb task name, e.g. ``"STSBenchmark"``.
+        data_dir: Folder holding one sub-folder per hub dataset.
+        seed: The task's seed (mteb's default 42).
+
+    Returns:
+        A new task object with its data loaded.
+
+    Raises:
+        ValueError: ``name`` is not an mteb task (mteb's message lists close matches).
+        TaskDataError: The task's local data is missing or unreadable (the message names the file).
+    """
+    try:
+        task = mteb.get_task(name)
+    except KeyError as e:
+        raise ValueError(f"unknown mteb task {name!r}: {e.args[0] if e.args else e}") from None
+    task = type(task)(seed=seed)
+    load_task_data(task, data_dir)
+    return task

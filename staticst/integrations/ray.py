@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
     Batch: TypeAlias = "pa.Table | pd.DataFrame | dict[str, np.ndarray]"
 
-__all__ = ["DEFAULT_BATCH_SIZE", "EmbedBatches", "embed_dataset"]
+__all__ = ["DEFAULT_BATCH_SIZE", "EmbedBatches", "actor_cpus", "embed_dataset"]
 
 #: Rows per ``map_batches`` call in :func:`embed_dataset`: large enough for the kernel's threads, ~4 MB of output.
 DEFAULT_BATCH_SIZE = 4096
@@ -64,9 +64,10 @@ class EmbedBatches:
     DataFrames or dicts of numpy arrays (``batch_format="pyarrow" | "pandas" | "numpy"``); the result has
     the same type, with the rows in the same order.
 
-    The embedding column is Ray's tensor column (``ArrowTensorType``, shape ``(dim,)``, float32: numpy
-    batches read it as one ``(n, dim)`` array), or, with ``on_null="null"``, a nullable
-    ``fixed_size_list<float>[dim]`` column (the tensor column cannot hold nulls).
+    The embedding column of pyarrow and pandas batches is ``fixed_size_list<float32>[dim]`` (nullable with
+    ``on_null="null"``): the schema the CLI's ``.parquet`` output and every staticst engine writes, so
+    ``ds.write_parquet`` gives the same files. Numpy batches get one ``(n, dim)`` float32 array (Ray's tensor
+    column).
 
     Example:
         >>> ds.map_batches(                                          # doctest: +SKIP
@@ -167,15 +168,10 @@ class EmbedBatches:
 
     def _pandas(self, frame: pd.DataFrame) -> pd.DataFrame:
         self._check_column([str(c) for c in frame.columns])
+        import pandas as pd
+
         emb, nulls = self._embed(frame[self.column].tolist())
-        if nulls is None:
-            from ray.data.extensions import TensorArray
-
-            column: Any = TensorArray(emb)
-        else:
-            import pandas as pd
-
-            column = pd.arrays.ArrowExtensionArray(_arrow_column(emb, nulls))
+        column = pd.arrays.ArrowExtensionArray(_arrow_column(emb, nulls))
         return frame.assign(**{self.output_column: column})
 
     def _numpy(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -232,9 +228,10 @@ def embed_dataset(
     concurrency: int | tuple[int, int] = 1,
     batch_size: int = DEFAULT_BATCH_SIZE,
     batch_format: str = "pyarrow",
-    num_cpus: float = 1,
+    num_cpus: float | None = None,
     max_restarts: int | None = None,
     max_task_retries: int | None = None,
+    check_resources: bool = True,
     **map_batches_kwargs: Any,
 ) -> Dataset:
     """Add an embedding column to ``ds`` with an actor pool of :class:`EmbedBatches` (lazy, like any Ray Data step).
@@ -260,21 +257,28 @@ def embed_dataset(
         concurrency: Actors in the pool: a number, or ``(min, max)`` for an autoscaling pool.
         batch_size: Rows per call.
         batch_format: ``"pyarrow"`` (default: Ray's own blocks, no conversion), ``"pandas"`` or ``"numpy"``.
-        num_cpus: CPUs Ray reserves for each actor (a reservation: the kernel's threads are ``num_threads``). Leave
-            CPUs for the tasks that feed the actors: with ``concurrency * num_cpus`` equal to the cluster's CPUs,
-            ``read_parquet`` tasks found no free CPU and the job stalled (Ray 2.60); ``num_cpus=0.5`` avoids it.
+        num_cpus: CPUs Ray reserves for each actor (a reservation: the kernel's threads are ``num_threads``).
+            ``None`` (default): the largest of 1, 1/2, 1/4, 1/8, 1/16 with which the ``concurrency`` actors (the
+            minimum of a ``(min, max)`` pool) fit on the cluster's nodes *and* one whole CPU stays free on a node
+            for the tasks that read and write the data (Ray Data runs them with 1 CPU each): 4 actors on two
+            1-CPU nodes get 1/4 each. A pool that cannot start, or actors that take every CPU, wait forever in
+            Ray (2.60) without an error; with ``check_resources`` a ``num_cpus`` that cannot fit is refused here.
         max_restarts: How often Ray restarts a dead actor (a killed process, a lost node); ``None`` keeps Ray
             Data's default (2.60: without limit). Passed as a Ray remote argument only when given (Ray 2.60
             deprecates those in favour of its defaults).
         max_task_retries: How often Ray retries a batch whose actor died (on the restarted or another actor);
             ``None`` keeps Ray Data's default (2.60: without limit once restarts are allowed).
+        check_resources: Check (and derive) ``num_cpus`` against the CPUs of the cluster Ray is connected to
+            (``ray.init()`` first; before it, this machine's CPUs, as ``ray.init()`` would start them). Turn it
+            off on an autoscaling cluster whose nodes are not up yet, and pass ``num_cpus``.
         **map_batches_kwargs: Passed to ``Dataset.map_batches`` (``memory``, ``runtime_env``, ``resources``, ...).
 
     Returns:
         The dataset with ``output_column`` added.
 
     Raises:
-        ValueError: A bad option, or ``column`` is not in a known schema.
+        ValueError: A bad option, ``column`` is not in a known schema, or the actors cannot fit on the cluster
+            (``num_cpus`` x ``concurrency`` against its nodes' CPUs; the message gives values that fit).
         TypeError: ``column`` has a known non-string type.
     """
     import ray.data
@@ -298,6 +302,7 @@ def embed_dataset(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}.")
     _check_schema(ds, column)
+    num_cpus = actor_cpus(concurrency, num_cpus, _node_cpus() if check_resources else None)
     if isinstance(concurrency, tuple):
         compute = ray.data.ActorPoolStrategy(min_size=concurrency[0], max_size=concurrency[1])
     else:
@@ -325,6 +330,84 @@ def embed_dataset(
         **map_batches_kwargs,
     }
     return ds.map_batches(EmbedBatches, **options)
+
+
+#: The reservations :func:`actor_cpus` tries, largest first.
+_CPU_STEPS = (1.0, 0.5, 0.25, 0.125, 0.0625)
+
+
+def _node_cpus() -> list[float]:
+    """The CPUs of each live node of the cluster Ray is connected to; before ``ray.init()``, this machine's."""
+    import ray
+
+    if not ray.is_initialized():
+        return [float(os.cpu_count() or 1)]
+    return [float(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+
+
+def _capacity(nodes: list[float], per_actor: float) -> int:
+    """How many actors of ``per_actor`` CPUs fit on ``nodes`` with one whole CPU free on some node, however placed.
+
+    Ray Data spreads an actor pool over the nodes (``SPREAD``), so the check assumes the worst placement: it
+    takes ``floor((c - 1) / per_actor) + 1`` actors to leave a node of ``c`` CPUs without a whole one, and the
+    pool must be smaller than the sum of those over the nodes.
+    """
+    eps = 1e-9
+    fit = sum(int(cpus / per_actor + eps) for cpus in nodes)
+    starve = sum(int((cpus - 1) / per_actor + eps) + 1 for cpus in nodes if cpus >= 1)
+    return max(min(fit, starve - 1), 0)
+
+
+def actor_cpus(concurrency: int | tuple[int, int], num_cpus: float | None, nodes: list[float] | None) -> float:
+    """The CPUs each actor reserves: ``num_cpus`` checked, or derived, so the pool fits beside the data's tasks.
+
+    Args:
+        concurrency: The pool's size, or ``(min, max)`` (the ``min`` actors must fit).
+        num_cpus: The reservation asked for, or ``None`` to derive it.
+        nodes: The CPUs of each node, or ``None`` to skip the check (``num_cpus`` or 1 is used as it is).
+
+    Returns:
+        The reservation per actor.
+
+    Raises:
+        ValueError: ``concurrency`` or ``num_cpus`` is not a positive number, or the actors cannot fit while
+            leaving one CPU for the read / write tasks (the message gives a ``num_cpus`` or ``concurrency`` that fits).
+    """
+    sizes = concurrency if isinstance(concurrency, tuple) else (concurrency, concurrency)
+    if (
+        len(sizes) != 2
+        or any(isinstance(n, bool) or not isinstance(n, int) or n < 1 for n in sizes)
+        or sizes[0] > sizes[1]
+    ):
+        raise ValueError(f"concurrency must be a positive int or (min, max) with 1 <= min <= max, got {concurrency!r}.")
+    if num_cpus is not None and (
+        isinstance(num_cpus, bool) or not isinstance(num_cpus, (int, float)) or not num_cpus > 0
+    ):
+        raise ValueError(f"num_cpus must be a positive number of CPUs per actor (e.g. 0.5), got {num_cpus!r}.")
+    if nodes is None:
+        return float(num_cpus) if num_cpus is not None else 1.0
+    need = sizes[0]
+    fits = [step for step in _CPU_STEPS if _capacity(nodes, step) >= need]
+    cluster = f"the cluster's nodes have {', '.join(f'{c:g}' for c in nodes) or 'no'} CPU(s)"
+    if num_cpus is not None:
+        if _capacity(nodes, float(num_cpus)) >= need:
+            return float(num_cpus)
+        fix = (
+            f"pass num_cpus={fits[0]:g}" if fits else f"lower concurrency to {max(_capacity(nodes, _CPU_STEPS[-1]), 1)}"
+        )
+        raise ValueError(
+            f"{need} actor(s) of num_cpus={num_cpus:g} do not fit: {cluster}, and one whole CPU must stay free for the "
+            f"tasks that read and write the data, else Ray waits forever: {fix}, add nodes, or on an autoscaling "
+            "cluster pass check_resources=False."
+        )
+    if not fits:
+        most = _capacity(nodes, _CPU_STEPS[-1])
+        raise ValueError(
+            f"concurrency={concurrency!r} needs {need} actor(s), but {cluster}: with one whole CPU left for the tasks "
+            f"that read and write the data, at most {most} actor(s) of num_cpus={_CPU_STEPS[-1]:g} fit. Lower "
+            "concurrency, add nodes, or on an autoscaling cluster pass check_resources=False and num_cpus."
+        )
+    return fits[0]
 
 
 def _check_names(column: object, output_column: object) -> None:
@@ -356,14 +439,12 @@ def _check_schema(ds: Dataset, column: str) -> None:
 
 
 def _arrow_column(emb: np.ndarray, nulls: np.ndarray | None) -> pa.Array:
-    """Ray's tensor column for ``emb``; with a null mask, a nullable ``fixed_size_list<float>[dim]`` column."""
+    """``emb`` as a ``fixed_size_list<float32>[dim]`` column (no copy of the vectors), null where ``nulls`` says."""
     import pyarrow as pa
 
-    if nulls is None:
-        from ray.data.extensions import ArrowTensorArray
-
-        return ArrowTensorArray.from_numpy(emb)
     values = pa.array(emb.reshape(-1), type=pa.float32())
-    validity = pa.py_buffer(np.packbits(~nulls, bitorder="little"))
     kind = pa.list_(pa.float32(), emb.shape[1])
+    if nulls is None:
+        return pa.Array.from_buffers(kind, len(emb), [None], children=[values])
+    validity = pa.py_buffer(np.packbits(~nulls, bitorder="little"))
     return pa.Array.from_buffers(kind, len(nulls), [validity], children=[values], null_count=int(nulls.sum()))

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import Column, DataFrame
 
-__all__ = ["cached_model", "embed_arrow", "embed_batch", "embed_column", "embed_series", "embedding_udf"]
+__all__ = ["cached_model", "embed_arrow", "embed_batch", "embed_column", "embed_series", "embedding_udf", "ship_model"]
 
 #: The model of each :attr:`EncodeSpec.cache_key`, loaded in this (worker) process.
 _MODELS: dict[str, StaticSentenceTransformer] = {}
@@ -168,8 +168,9 @@ def embedding_udf(
             ``cache_folder``, ``local_files_only``, ``prompts``, ``kernel``, ...).
         udf_type: ``"pandas"`` (a ``pandas_udf``), ``"arrow"`` (an ``arrow_udf``, Spark 4.1+), or ``"auto"``:
             ``"arrow"`` where PySpark has it, else ``"pandas"``. Same vectors; the Arrow one skips pandas.
-        from_spark_files: ``model`` names a folder shipped to every node with
-            ``spark.sparkContext.addFile(folder, recursive=True)``: each worker opens ``SparkFiles.get(model)``.
+        from_spark_files: ``model`` is the name :func:`ship_model` returned (a folder shipped to every node as an
+            archive), or of a folder given to ``SparkContext.addFile(folder, recursive=True)`` (local mode only:
+            Spark refuses a local directory on a real master): each worker opens ``SparkFiles.get(model)``.
         column: The input column's name, for error messages only (:func:`embed_column` sets it).
 
     Returns:
@@ -200,7 +201,8 @@ def embedding_udf(
         raise ValueError("udf_type='arrow' needs PySpark 4.1 or later (pyspark.sql.functions.arrow_udf): use 'pandas'.")
     if from_spark_files and (spec.model is None or os.path.basename(spec.model) != spec.model):
         raise ValueError(
-            f"from_spark_files=True needs the name of the folder given to SparkContext.addFile (e.g. "
+            f"from_spark_files=True needs the name of the folder given to SparkContext.addFile or returned by "
+            f"ship_model (e.g. "
             f"'potion-base-8M'), got model={spec.model!r}."
         )
     name = column if column is not None else _INPUT
@@ -212,6 +214,66 @@ def embedding_udf(
         return factory(_arrow_function(spec, name, from_spark_files), returnType=return_type)
     factory = functions.pandas_udf
     return factory(_pandas_function(spec, name, from_spark_files), returnType=return_type)
+
+
+def ship_model(spark: Any, folder: str | os.PathLike[str], archive_dir: str | os.PathLike[str] | None = None) -> str:
+    """Ship a model folder to every executor of ``spark``'s cluster; returns the name for ``from_spark_files=True``.
+
+    The folder is packed into ``<name>-<sha256 prefix>.tar.gz`` (in ``archive_dir``, default
+    ``<tmp>/staticst-spark-<uid>``; the same content reuses the same archive) and given to
+    ``SparkContext.addArchive(archive#name)``: Spark copies it to each node once and unpacks it there as a folder
+    called ``name``, which :func:`embedding_udf` opens through ``SparkFiles.get(name)``. It works on any master
+    (``addFile`` of a folder works only in local mode). The archive must stay until the session ends.
+
+    Example:
+        >>> name = ship_model(spark, "/local/models/potion-base-8M")        # doctest: +SKIP
+        >>> df = embed_column(df, name, from_spark_files=True)               # doctest: +SKIP
+
+    Args:
+        spark: A ``SparkSession`` or ``SparkContext``.
+        folder: The model folder on the driver's machine.
+        archive_dir: Where to write the archive.
+
+    Returns:
+        The name of the shipped folder (the folder's own name, with a content digest).
+
+    Raises:
+        FileNotFoundError: ``folder`` is not a folder.
+    """
+    import hashlib
+    import tarfile
+    import tempfile
+
+    source = os.path.abspath(os.fspath(folder))
+    if not os.path.isdir(source):
+        raise FileNotFoundError(f"ship_model needs a model folder on the driver, got {source!r} (not a folder).")
+    files = sorted(
+        os.path.relpath(os.path.join(root, name), source) for root, _, names in os.walk(source) for name in names
+    )
+    digest = hashlib.sha256()
+    for rel in files:
+        digest.update(rel.encode() + b"\0")
+        with open(os.path.join(source, rel), "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        digest.update(b"\0")
+    name = f"{os.path.basename(source.rstrip(os.sep))}-{digest.hexdigest()[:12]}"
+    where = (
+        os.fspath(archive_dir)
+        if archive_dir is not None
+        else os.path.join(tempfile.gettempdir(), f"staticst-spark-{os.getuid()}")
+    )
+    os.makedirs(where, exist_ok=True)
+    archive = os.path.join(where, f"{name}.tar.gz")
+    if not os.path.exists(archive):
+        partial = f"{archive}.{os.getpid()}.partial"
+        with tarfile.open(partial, "w:gz") as tar:
+            for rel in files:
+                tar.add(os.path.join(source, rel), arcname=rel)
+        os.replace(partial, archive)
+    context = getattr(spark, "sparkContext", spark)
+    context.addArchive(f"{archive}#{name}")
+    return name
 
 
 def _worker_spec(spec: EncodeSpec, from_spark_files: bool) -> EncodeSpec:

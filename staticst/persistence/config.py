@@ -10,6 +10,7 @@ are kept as they are (and written back on save).
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,8 @@ def read_json(path: Path) -> Any:
 
 
 def _positive_int_or_null(value: Any) -> bool:
-    return value is None or (type(value) is int and value > 0)
+    # at most sys.maxsize (ssize_t): the largest limit the native kernel (and a Python str) can hold
+    return value is None or (type(value) is int and 0 < value <= sys.maxsize)
 
 
 def _bool(value: Any) -> bool:
@@ -46,7 +48,9 @@ def _bool(value: Any) -> bool:
 
 
 def _prompts(value: Any) -> bool:
-    return value is None or (isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()))
+    return value is None or (
+        isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    )
 
 
 def _string_or_null(value: Any) -> bool:
@@ -62,7 +66,7 @@ Rule = tuple[Callable[[Any], bool], str]
 #: config.json keys staticst reads: check, and what is allowed (for the message).
 MODEL2VEC_KEYS: dict[str, Rule] = {
     "normalize": (_bool, "true or false"),
-    "max_length": (_positive_int_or_null, "a positive integer, or null for no limit"),
+    "max_length": (_positive_int_or_null, f"a positive integer up to {sys.maxsize}, or null for no limit"),
 }
 #: config_sentence_transformers.json keys staticst reads.
 ST_KEYS: dict[str, Rule] = {

@@ -139,7 +139,13 @@ def resolve_model(
             allow_patterns=all_layout_files(),
         )
     except LocalEntryNotFoundError as exc:
-        why = "HF_HUB_OFFLINE is set" if _offline() else "local_files_only=True" if local_files_only else "the Hub is unreachable"
+        why = (
+            "HF_HUB_OFFLINE is set"
+            if _offline()
+            else "local_files_only=True"
+            if local_files_only
+            else "the Hub is unreachable"
+        )
         raise ModelNotFoundError(
             f"Model {repo_id!r} (revision {revision or 'main'}) is not in the local cache and {why}. "
             "Download it once with network access, pass a local folder, or use the built-in model "
@@ -166,7 +172,9 @@ def _readme_missing(repo_id: str, token: str | None, revision: str | None) -> bo
     from huggingface_hub.errors import EntryNotFoundError, HFValidationError, LocalEntryNotFoundError
 
     try:
-        huggingface_hub.hf_hub_download(repo_id, filename="README.md", revision=revision, token=token, library_name="staticst")
+        huggingface_hub.hf_hub_download(
+            repo_id, filename="README.md", revision=revision, token=token, library_name="staticst"
+        )
     except (EntryNotFoundError, HFValidationError, LocalEntryNotFoundError):
         return True
     except Exception as exc:  # noqa: BLE001 - any other failure: keep the existing card

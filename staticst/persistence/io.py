@@ -9,15 +9,31 @@ sorted by offsets, covering the data region from byte 0 to the end of the file w
 trailing byte, each exactly ``prod(shape) * itemsize`` bytes. Anything else is
 :class:`~staticst.errors.CorruptModelError` naming the file and what is wrong.
 
-Tensors are read into private memory (``numpy.fromfile``), not memory-mapped: a process never dies with
-SIGBUS because a model file was truncated or overwritten in place while it runs (``docs/reliability.md``).
+Tensors are never memory-mapped from the model file: a process never dies with SIGBUS because a model file was
+truncated or overwritten in place while it runs (``docs/reliability.md``). Small files are read into private
+memory (``numpy.fromfile``). **One table per node**: tensors of :data:`SHARE_MIN_BYTES` or more are copied once per
+machine into a content-addressed, read-only file in ``/dev/shm/staticst-<uid>/`` (named by the SHA-256 of
+the tensors, written under a temporary name and linked into place atomically) and every process that loads
+the same model maps that copy read-only, so N worker processes hold the table's pages once
+(:func:`share_tensors`). A process holds a shared ``flock`` on the copy while it maps it; the last one to
+let go (or any later load, for the copies of processes that died) deletes it. ``STATICST_TABLE_SHARE=0``
+turns sharing off (private copies, as before); ``STATICST_TABLE_SHARE_DIR`` moves the copies elsewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import json
 import math
+import mmap
+import os
+import secrets
+import stat
 import struct
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +42,16 @@ import numpy as np
 
 from staticst.errors import CorruptModelError, ModelNotFoundError
 
-__all__ = ["SafetensorsFile", "TensorInfo", "read_safetensors", "write_safetensors"]
+__all__ = [
+    "SHARE_MIN_BYTES",
+    "SafetensorsFile",
+    "TensorInfo",
+    "array_digest",
+    "read_safetensors",
+    "share_tensors",
+    "shared_dir",
+    "write_safetensors",
+]
 
 # dtype -> item size in bytes, for every dtype safetensors knows (header validation).
 ITEM_SIZES = {
@@ -84,15 +109,29 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class SafetensorsFile:
-    """A parsed, validated safetensors header plus the path; tensors are read on demand."""
+    """A parsed, validated safetensors header plus the path; tensors are read on demand.
+
+    Attributes:
+        path: The file.
+        data_offset: Where the tensors' bytes start.
+        tensors: Each tensor's dtype, shape and offsets.
+        metadata: The ``__metadata__`` strings.
+        shared: The node-wide read-only copy of the tensors' bytes (see :func:`share_tensors`), or ``None``:
+            tensors are then read into private memory.
+        shared_path: The file in ``/dev/shm`` that ``shared`` maps (``None`` when not shared).
+        digest: The SHA-256 naming the shared copy (``None`` when not shared).
+    """
 
     path: Path
     data_offset: int
     tensors: dict[str, TensorInfo]
     metadata: dict[str, str]
+    shared: np.ndarray | None = None
+    shared_path: Path | None = None
+    digest: str | None = None
 
     def get(self, name: str) -> np.ndarray:
-        """Return tensor ``name`` as a numpy array in private memory.
+        """Return tensor ``name`` as a numpy array: a read-only view of the shared copy, or private memory.
 
         Raises:
             CorruptModelError: The tensor's dtype is not one staticst reads, or the file changed since its
@@ -108,6 +147,8 @@ class SafetensorsFile:
         count = math.prod(info.shape)
         if count == 0:
             return np.zeros(info.shape, dtype=dtype)
+        if self.shared is not None and info.start % dtype.itemsize == 0:  # aligned: a view of the shared pages
+            return self.shared[info.start : info.end].view(dtype).reshape(info.shape)
         try:
             arr = np.fromfile(self.path, dtype=dtype, count=count, offset=self.data_offset + info.start)
         except (OSError, ValueError) as exc:
@@ -169,7 +210,9 @@ def _tensor(path: Path, name: str, entry: Any) -> TensorInfo:
         raise CorruptModelError(f"{where} has no {missing[0]!r}. {_FIX}")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if not isinstance(dtype, str) or dtype not in ITEM_SIZES:
-        raise CorruptModelError(f"{where} has an unknown dtype {dtype!r}; safetensors dtypes: {sorted(ITEM_SIZES)}. {_FIX}")
+        raise CorruptModelError(
+            f"{where} has an unknown dtype {dtype!r}; safetensors dtypes: {sorted(ITEM_SIZES)}. {_FIX}"
+        )
     dims = [_u64(d) for d in shape] if isinstance(shape, list) else [None]
     if not isinstance(shape, list) or any(d is None for d in dims):
         raise CorruptModelError(f"{where} has shape {shape!r}; a shape is a list of non-negative integers. {_FIX}")
@@ -239,9 +282,13 @@ def read_safetensors(path: Path) -> SafetensorsFile:
         text = raw.decode("utf-8")
         header = json.loads(text, parse_int=_parse_int, parse_float=_Bad, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise CorruptModelError(f"{path} has an unreadable safetensors header ({type(exc).__name__}: {exc}). {_FIX}") from None
+        raise CorruptModelError(
+            f"{path} has an unreadable safetensors header ({type(exc).__name__}: {exc}). {_FIX}"
+        ) from None
     if not isinstance(header, dict):
-        raise CorruptModelError(f"{path} has a safetensors header that is a JSON {type(header).__name__}, not an object. {_FIX}")
+        raise CorruptModelError(
+            f"{path} has a safetensors header that is a JSON {type(header).__name__}, not an object. {_FIX}"
+        )
     if _depth(header) > MAX_DEPTH or not _valid_strings(header):
         raise CorruptModelError(f"{path} has a safetensors header nested too deeply or holding invalid text. {_FIX}")
     metadata = header.pop("__metadata__", None)
@@ -253,6 +300,274 @@ def read_safetensors(path: Path) -> SafetensorsFile:
     data_offset = 8 + header_len
     _layout_check(path, tensors, size - data_offset)
     return SafetensorsFile(path, data_offset, {t.name: t for t in tensors}, dict(metadata or {}))
+
+
+# ---------------------------------------------------------------------------------------------- one table per node
+
+#: A file whose tensors take at least this many bytes is shared between the processes of a machine.
+SHARE_MIN_BYTES = 16 << 20
+_SHARE_ENV = "STATICST_TABLE_SHARE"
+_SHARE_DIR_ENV = "STATICST_TABLE_SHARE_DIR"
+_SUFFIX = ".tensors"
+_BLOCK = 8 << 20
+_LOCK_WAIT_S = 5.0  # a loader waits at most this long for a shared lock (a sweeper holds it for microseconds)
+#: The SHA-256 of every tensor view handed out from a shared copy, by (address, bytes, dtype, shape).
+_DIGESTS: dict[tuple[int, int, str, tuple[int, ...]], str] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
+def shared_dir() -> Path | None:
+    """This user's folder of shared tensor copies (``/dev/shm/staticst-<uid>``), or ``None`` when sharing is off.
+
+    Off when ``STATICST_TABLE_SHARE`` is ``0`` / ``false`` / ``no`` / ``off``, or the machine has no ``/dev/shm``
+    (``STATICST_TABLE_SHARE_DIR`` names another folder, ideally on a tmpfs).
+    """
+    if os.environ.get(_SHARE_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    root = os.environ.get(_SHARE_DIR_ENV) or "/dev/shm"
+    if not hasattr(os, "geteuid") or not hasattr(mmap, "MAP_SHARED") or not os.path.isdir(root):
+        return None
+    return Path(root) / f"staticst-{os.geteuid()}"
+
+
+def array_digest(array: np.ndarray) -> str:
+    """The SHA-256 (hex) of an array's little-endian bytes, C order; free for the tensors of a shared copy."""
+    arr = np.asarray(array)
+    key = (int(arr.__array_interface__["data"][0]), int(arr.nbytes), arr.dtype.str, tuple(arr.shape))
+    if arr.flags.c_contiguous:
+        with _DIGESTS_LOCK:
+            known = _DIGESTS.get(key)
+        if known is not None:
+            return known
+    data = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+    digest = hashlib.sha256()
+    flat = data.reshape(-1).view(np.uint8)
+    for lo in range(0, flat.size, _BLOCK):
+        digest.update(flat[lo : lo + _BLOCK].data)
+    return digest.hexdigest()
+
+
+def _private_folder(folder: Path) -> bool:
+    """Create (mode 0700) or check this user's folder: a real folder, ours, that nobody else may write."""
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    try:
+        info = os.lstat(folder)
+    except OSError:
+        return False
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o077
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        written = os.write(fd, data)
+        data = data[written:]
+
+
+def _hash_tensors(
+    path: Path, data_offset: int, ordered: list[TensorInfo], sink: int | None = None
+) -> tuple[str, dict[str, str]]:
+    """Stream the tensors' bytes once: each tensor's SHA-256, and the digest naming the copy (optionally written to ``sink``)."""
+    digests: dict[str, str] = {}
+    view = memoryview(bytearray(_BLOCK))
+    try:
+        with path.open("rb", buffering=0) as handle:
+            handle.seek(data_offset)
+            for info in ordered:
+                digest = hashlib.sha256()
+                remaining = info.end - info.start
+                while remaining:
+                    n = handle.readinto(view[: min(remaining, _BLOCK)])
+                    if not n:
+                        raise CorruptModelError(
+                            f"{path} ended inside tensor {info.name!r} (it changed while being read). {_FIX}"
+                        )
+                    digest.update(view[:n])
+                    if sink is not None:
+                        _write_all(sink, view[:n])
+                    remaining -= n
+                digests[info.name] = digest.hexdigest()
+    except OSError as exc:
+        if sink is not None and exc.filename is None:
+            raise  # a write to the shared copy failed (no space): the caller falls back to a private copy
+        raise CorruptModelError(f"Could not read {path}: {exc}. {_FIX}") from exc
+    naming = hashlib.sha256()
+    for info in ordered:
+        naming.update(
+            json.dumps([info.name, info.dtype, list(info.shape), info.start, info.end, digests[info.name]]).encode()
+        )
+    return naming.hexdigest(), digests
+
+
+def _lock_shared(fd: int) -> bool:
+    """A shared ``flock`` on ``fd``, waiting at most :data:`_LOCK_WAIT_S` (never a hang)."""
+    import fcntl
+    import time
+
+    deadline = time.monotonic() + _LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+
+
+def _open_copy(target: Path, size: int) -> int | None:
+    """``target`` opened read-only and locked shared, if it is a usable copy (ours, read-only, the right size)."""
+    try:
+        fd = os.open(target, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        usable = (
+            stat.S_ISREG(info.st_mode)
+            and info.st_uid == os.geteuid()
+            and info.st_size == size
+            and not info.st_mode & 0o222
+        )
+        if usable and _lock_shared(fd):
+            again = os.stat(target, follow_symlinks=False)
+            if (again.st_ino, again.st_dev) == (info.st_ino, info.st_dev):  # not swept away meanwhile
+                return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _remove_if_unused(path: Path, inode: int | None = None) -> None:
+    """Delete a shared copy nobody maps any more: an exclusive ``flock`` on a fresh descriptor, then unlink."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        info = os.fstat(fd)
+        if (inode is None or info.st_ino == inode) and os.stat(path, follow_symlinks=False).st_ino == info.st_ino:
+            os.unlink(path)
+    except OSError:
+        pass  # in use (or gone)
+    finally:
+        os.close(fd)
+
+
+def _sweep(folder: Path, keep: str) -> None:
+    """Delete the copies no process maps (their last user died) and the temporary files of dead processes."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if name.endswith(_SUFFIX) and not name.startswith(keep):
+            _remove_if_unused(Path(entry.path))
+        elif ".tmp-" in name:
+            try:
+                pid = int(name.split(".tmp-")[1].split("-")[0])
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+            except (ValueError, IndexError, OSError):
+                pass
+
+
+def _create_copy(st: SafetensorsFile, ordered: list[TensorInfo], target: Path, digest: str, size: int) -> int | None:
+    """Write the tensors into a new copy at ``target`` (temporary name, then an atomic link); its locked descriptor."""
+    folder = target.parent
+    try:
+        free = os.statvfs(folder)
+        if free.f_bavail * free.f_frsize < size + (64 << 20):
+            return None  # the tmpfs is (nearly) full: a private copy instead
+    except OSError:
+        return None
+    tmp = folder / f"{digest}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+    except OSError:
+        return None
+    try:
+        _lock_shared(fd)  # nobody sweeps it from the moment it has its final name
+        again, _ = _hash_tensors(st.path, st.data_offset, ordered, sink=fd)
+        if again != digest:
+            raise CorruptModelError(f"{st.path} changed while being read. {_FIX}")
+        os.fchmod(fd, 0o400)
+        with contextlib.suppress(FileExistsError):  # another process made the same copy first: theirs is used
+            os.link(tmp, target)
+        return _open_copy(target, size)
+    except OSError:
+        return None  # e.g. ENOSPC: a private copy instead
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        os.close(fd)
+
+
+def _release(fd: int, path: Path, inode: int, owner: int, base: int, end: int) -> None:
+    """When a shared copy's mapping is freed: drop its digests, close the lock, delete the copy if unused."""
+    with _DIGESTS_LOCK:
+        for key in [k for k in _DIGESTS if base <= k[0] < end]:
+            del _DIGESTS[key]
+    with contextlib.suppress(OSError):
+        os.close(fd)  # in a forked child this leaves the parent's lock in place (the same open file)
+    if os.getpid() == owner:
+        _remove_if_unused(path, inode)
+
+
+def share_tensors(st: SafetensorsFile) -> SafetensorsFile:
+    """``st`` with its tensors served from this machine's shared read-only copy (one table per node).
+
+    The tensors' bytes are streamed from the file once (never held in private memory) and hashed; a copy named
+    by that digest in :func:`shared_dir` is mapped read-only, or first written under a temporary name and linked
+    into place. Every way this can fail (sharing off, tensors under :data:`SHARE_MIN_BYTES`, no ``/dev/shm``, a
+    full tmpfs, a folder or file that is not this user's alone) returns ``st`` unchanged: private copies.
+
+    Raises:
+        CorruptModelError: The file changed or ended while being read.
+    """
+    folder = shared_dir()
+    ordered = sorted(st.tensors.values(), key=lambda t: (t.start, t.end))
+    size = ordered[-1].end if ordered else 0
+    if folder is None or size < SHARE_MIN_BYTES or not _private_folder(folder):
+        return st
+    digest, digests = _hash_tensors(st.path, st.data_offset, ordered)
+    _sweep(folder, keep=digest)
+    target = folder / f"{digest}{_SUFFIX}"
+    fd = None
+    for _ in range(3):  # a copy swept or replaced between two steps is looked for again
+        fd = _open_copy(target, size)
+        if fd is None:
+            fd = _create_copy(st, ordered, target, digest, size)
+        if fd is not None:
+            break
+    if fd is None:
+        return st
+    try:
+        mapped = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+    except (OSError, ValueError):
+        os.close(fd)
+        return st
+    region = np.frombuffer(mapped, dtype=np.uint8)  # read-only: the mapping is PROT_READ
+    base = int(region.__array_interface__["data"][0])
+    with _DIGESTS_LOCK:
+        for info in ordered:
+            dtype = _DTYPES.get(info.dtype)
+            if dtype is not None and info.start % dtype.itemsize == 0:
+                count = math.prod(info.shape)
+                _DIGESTS[(base + info.start, count * dtype.itemsize, dtype.str, tuple(info.shape))] = digests[info.name]
+    weakref.finalize(mapped, _release, fd, target, os.fstat(fd).st_ino, os.getpid(), base, base + size)
+    return dataclasses.replace(st, shared=region, shared_path=target, digest=digest)
 
 
 def write_safetensors(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, str] | None = None) -> None:

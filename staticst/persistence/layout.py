@@ -9,15 +9,27 @@ here, not a branch elsewhere; a new family of semantics is an entry in :mod:`sta
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from staticst.errors import UnknownLayoutError
+from staticst.errors import CorruptModelError, UnknownLayoutError
 from staticst.families import MODEL2VEC, SENTENCE_TRANSFORMERS, Family
 from staticst.persistence.config import MODEL2VEC_KEYS, ST_KEYS, check_modules, read_json, validate
 
-__all__ = ["LAYOUTS", "ST_CONFIG_FILE", "Layout", "ResolvedLayout", "all_layout_files", "detect_layout", "layout_named"]
+__all__ = [
+    "LAYOUTS",
+    "ST_CONFIG_FILE",
+    "Layout",
+    "ResolvedLayout",
+    "all_layout_files",
+    "check_present_files",
+    "detect_layout",
+    "layout_named",
+]
 
 #: sentence-transformers' model-level settings (prompts, default prompt, similarity): read for every layout.
 ST_CONFIG_FILE = "config_sentence_transformers.json"
@@ -102,13 +114,19 @@ LAYOUTS: tuple[Layout, ...] = (
 
 @dataclass(frozen=True)
 class ResolvedLayout:
-    """A layout matched against a concrete folder, with what its metadata files say."""
+    """A layout matched against a concrete folder, with what its metadata files say.
+
+    ``normalize_module`` is what the layout's own reference reads (model2vec: the config's ``normalize``;
+    sentence-transformers: a ``Normalize`` module); ``modules_normalize`` is what ``modules.json`` says
+    (``None`` when the folder has none), which sentence-transformers reads for every layout.
+    """
 
     layout: Layout
     root: Path
     config: dict[str, Any]
     normalize_module: bool
     st_config: dict[str, Any]
+    modules_normalize: bool | None = None
 
     @property
     def weights_path(self) -> Path:
@@ -149,6 +167,76 @@ def _st_modules(root: Path, layout: Layout) -> tuple[bool, bool]:
     return found, found and len(modules) > 1
 
 
+def _read_files() -> list[str]:
+    """Every file a load may read: the layouts' files, the configs and ``modules.json``."""
+    files = {rel for layout in LAYOUTS for rel in (*layout.required, layout.weights_file, layout.tokenizer_file)}
+    files |= {layout.config_file for layout in LAYOUTS if layout.config_file}
+    files |= {layout.modules_file for layout in LAYOUTS if layout.modules_file}
+    return sorted(files | {"config.json", "modules.json", ST_CONFIG_FILE})
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a named pipe (FIFO)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why ``path``, which exists as a directory entry, is not a readable regular file (``None`` if it is one).
+
+    Only ``lstat`` / ``stat`` / ``readlink``: nothing is opened (opening a FIFO would block).
+    """
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        if os.path.islink(path):
+            try:
+                target = os.readlink(path)
+            except OSError:
+                target = "?"
+            if exc.errno == errno.ELOOP:
+                return f"a symlink loop (it points to {target!r}, which leads back to itself)"
+            if exc.errno == errno.ENOENT:
+                return (
+                    f"a dangling symlink to {target!r}, which does not exist (in a Hugging Face cache: a snapshot "
+                    "whose blob is missing, e.g. after an interrupted download or a partial cache clean-up)"
+                )
+        return f"not readable ({exc.strerror or exc})"
+    if stat.S_ISREG(info.st_mode):
+        return None
+    for test, kind in _KINDS:
+        if test(info.st_mode):
+            shown = f" ({os.path.realpath(path)})" if os.path.islink(path) else ""
+            return f"{kind}{shown}, not a regular file"
+    return "not a regular file"
+
+
+def check_present_files(root: Path) -> None:
+    """Refuse a model file that is present but cannot be read as a file, naming it.
+
+    A ``config.json`` (or ``modules.json``, ``tokenizer.json``, ...) that exists as a directory entry but is a
+    dangling symlink, a symlink loop, a directory, a FIFO or a device would otherwise count as absent (and
+    the folder load under another layout with other vectors) or block the load.
+
+    Raises:
+        CorruptModelError: The first such file, what it is, and the fix.
+    """
+    for rel in _read_files():
+        path = root / rel
+        if not os.path.lexists(path):
+            continue
+        why = _not_a_file(path)
+        if why is not None:
+            raise CorruptModelError(
+                f"{path} is present but cannot be read as a file: it is {why}. Replace it with the real file: "
+                "re-download the model (for a Hugging Face cache: snapshot_download(..., force_download=True), "
+                "or delete the snapshot folder and download again) or re-save it."
+            )
+
+
 def _refuse_transformers(root: Path) -> None:
     """A folder holding a transformer (``config.json`` of a transformers architecture) is not a static model."""
     path = root / "config.json"
@@ -177,27 +265,32 @@ def detect_layout(root: Path) -> ResolvedLayout:
     Raises:
         UnknownLayoutError: No layout matches (the message lists what the folder holds, one level deep), the
             folder is a transformer, or modules.json lists a module staticst does not run.
-        CorruptModelError: A metadata JSON file cannot be parsed.
+        CorruptModelError: A metadata JSON file cannot be parsed, or a model file is present but is not a
+            readable regular file (:func:`check_present_files`).
         InvalidConfigError: A config key has a wrong type or value.
     """
+    check_present_files(root)
     _refuse_transformers(root)
     for layout in LAYOUTS:
         if not layout.matches(root):
             continue
         normalize_module = False
+        modules_normalize: bool | None = None
         if layout.modules_file is not None:
             found, normalize_module = _st_modules(root, layout)
             if not found:
                 continue
+            modules_normalize = normalize_module
         elif (root / "modules.json").is_file():
-            check_modules(root / "modules.json")  # model2vec ignores it; a module staticst cannot run is refused
+            # model2vec ignores it (a module staticst cannot run is refused); sentence-transformers reads it
+            modules_normalize = len(check_modules(root / "modules.json")) > 1
         config: dict[str, Any] = {}
         if layout.config_file:
             config = validate(root / layout.config_file, read_json(root / layout.config_file), MODEL2VEC_KEYS)
             normalize_module = bool(config.get("normalize", False))
         st_config_path = root / ST_CONFIG_FILE
         st_config = validate(st_config_path, read_json(st_config_path), ST_KEYS) if st_config_path.is_file() else {}
-        return ResolvedLayout(layout, root, config, normalize_module, st_config)
+        return ResolvedLayout(layout, root, config, normalize_module, st_config, modules_normalize)
     present = _listing(root)
     expected = "; ".join(f"{layout.name}: {', '.join(layout.required)}" for layout in LAYOUTS)
     raise UnknownLayoutError(

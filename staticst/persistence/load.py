@@ -8,6 +8,9 @@ every part against the others. The engine (:class:`staticst.engine.Embedder`) is
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +18,21 @@ from typing import Any
 import numpy as np
 from tokenizers import Tokenizer
 
-from staticst.errors import CorruptModelError, ModelNotFoundError, NonFiniteEmbeddingError, VocabularyMismatchError
+from staticst.errors import (
+    CorruptModelError,
+    InvalidConfigError,
+    ModelNotFoundError,
+    NonFiniteEmbeddingError,
+    VocabularyMismatchError,
+)
 from staticst.families import Family
-from staticst.persistence.io import read_safetensors
-from staticst.persistence.layout import ResolvedLayout, detect_layout
+from staticst.persistence.config import MODEL2VEC_KEYS, ST_KEYS, validate
+from staticst.persistence.io import read_safetensors, share_tensors
+from staticst.persistence.layout import ST_CONFIG_FILE, ResolvedLayout, detect_layout, layout_named
+from staticst.persistence.save import WRITERS, SavedModel, saved_tokenizer
+from staticst.tokenization.reloadable import ReloadableTokenizer
 
-__all__ = ["ModelParts", "check_finite", "read_model", "read_tokenizer"]
+__all__ = ["IN_MEMORY", "ModelParts", "check_finite", "parts_in_memory", "read_model", "read_tokenizer"]
 
 TABLE_DTYPES = (np.dtype(np.float32), np.dtype(np.float16), np.dtype(np.float64), np.dtype(np.int8))
 
@@ -31,7 +43,8 @@ class ModelParts:
 
     Attributes:
         resolved: The matched layout with its parsed metadata files.
-        table: The ``(rows, dim)`` embedding table (read-only, memory-mapped).
+        table: The ``(rows, dim)`` embedding table (read-only: private memory, or a view of the machine-wide copy of
+            a table of 16 MiB or more, see ``io.py``).
         mapping: Token id -> table row of a vocabulary-quantized model, or ``None``.
         weights: Per-token-id weights, or ``None``.
         tokenizer: The model's ``tokenizers.Tokenizer`` as saved (padding and truncation included).
@@ -82,7 +95,7 @@ def read_tokenizer(path: Path) -> Tokenizer:
 def check_finite(name: str, arr: np.ndarray, path: Path) -> None:
     """Raise :class:`NonFiniteEmbeddingError` if the float array ``arr`` holds NaN or Inf.
 
-    Reads the array in blocks of 1M values (bounded memory for memory-mapped tables).
+    Reads the array in blocks of 1M values (no temporary as large as the table).
     """
     if arr.dtype.kind != "f":
         return
@@ -138,27 +151,86 @@ def read_model(folder: Path) -> ModelParts:
         CorruptModelError: A file is truncated or malformed, or a tensor has the wrong name, rank or dtype.
         VocabularyMismatchError: The table (or ``mapping`` / ``weights``) does not fit the tokenizer.
         NonFiniteEmbeddingError: The table or the weights hold NaN or Inf.
+        InvalidConfigError: The tokenizer's saved truncation limit is past ``sys.maxsize``.
     """
     resolved = detect_layout(folder)
+    tokenizer = read_tokenizer(resolved.tokenizer_path)
+    _check_limit(tokenizer, resolved.tokenizer_path)
+    st_file = share_tensors(read_safetensors(resolved.weights_path))  # one table per node: a shared read-only copy (io.py)
+    return _checked_parts(resolved, set(st_file.tensors), st_file.get, tokenizer)
+
+
+def parts_in_memory(model: SavedModel) -> ModelParts:
+    """The parts :func:`read_model` would give for ``model`` saved in its layout, built without touching a disk.
+
+    Every check of a folder load applies (the config's keys, the table fits the tokenizer, no NaN / Inf, a
+    supported dtype); the tensors are private read-only copies (independent of ``model``'s arrays). Messages
+    name ``<in memory>/...`` where a folder load names the file.
+
+    Raises:
+        VocabularyMismatchError: The table (or ``mapping`` / ``weights``) does not fit the tokenizer.
+        NonFiniteEmbeddingError: The table or the weights hold NaN or Inf.
+        CorruptModelError: The table is not 2-D or its dtype is not supported.
+        InvalidConfigError: A config key has a wrong type or value, or the token limit is past ``sys.maxsize``.
+    """
+    contents = WRITERS[model.layout].contents(model)
+    layout = layout_named(model.layout)
+    root = Path(IN_MEMORY)
+    config: dict[str, Any] = {}
+    normalize_module = model.normalize
+    if layout.config_file and contents.config is not None:
+        # as written and read back: through JSON, checked key by key
+        config = validate(root / layout.config_file, json.loads(json.dumps(contents.config)), MODEL2VEC_KEYS)
+        normalize_module = bool(config.get("normalize", False))
+    st_config = validate(root / ST_CONFIG_FILE, json.loads(json.dumps(model.st_config)), ST_KEYS)
+    resolved = ResolvedLayout(layout, root, config, normalize_module, st_config, model.normalize)
+    tokenizer = saved_tokenizer(model)
+    _check_limit(tokenizer, resolved.tokenizer_path)
+    tensors = {name: _private(array) for name, array in contents.tensors.items()}
+    return _checked_parts(resolved, set(tensors), tensors.__getitem__, tokenizer)
+
+
+#: The folder messages name for a model built in memory.
+IN_MEMORY = "<in memory>"
+
+
+def _private(array: np.ndarray) -> np.ndarray:
+    """A read-only private copy, as a tensor read from a file is."""
+    copy = np.array(array, copy=True, order="C")
+    copy.flags.writeable = False
+    return copy
+
+
+def _check_limit(tokenizer: Tokenizer, path: Path) -> None:
+    limit = (tokenizer.truncation or {}).get("max_length")
+    if isinstance(limit, int) and limit > sys.maxsize:  # tokenizers keeps a usize; the token rules an ssize_t
+        raise InvalidConfigError(
+            f"{path}: 'truncation' 'max_length' is {limit}, past the largest limit "
+            f"{sys.maxsize}; re-save the tokenizer with a smaller max_length, or with no truncation for no limit."
+        )
+
+
+def _checked_parts(
+    resolved: ResolvedLayout, names: set[str], get: Callable[[str], np.ndarray], tokenizer: Tokenizer
+) -> ModelParts:
+    """The tensors ``names`` (read with ``get``) and ``tokenizer`` checked against each other, as parts."""
     layout = resolved.layout
     path = resolved.weights_path
-    tokenizer = read_tokenizer(resolved.tokenizer_path)
-    st_file = read_safetensors(path)
-    name = next((t for t in layout.table_tensors if t in st_file.tensors), None)
+    name = next((t for t in layout.table_tensors if t in names), None)
     if name is None:
         raise CorruptModelError(
             f"{path} has no embedding table: expected a tensor named "
             f"{' or '.join(repr(t) for t in layout.table_tensors)} for the {layout.name} layout, "
-            f"found {sorted(st_file.tensors)}."
+            f"found {sorted(names)}."
         )
-    table = st_file.get(name)
+    table = get(name)
     if table.ndim != 2 or table.shape[1] == 0:
         raise CorruptModelError(f"{path}: {name!r} must be a 2-D (rows, dim) table, got shape {table.shape}.")
     if table.dtype not in TABLE_DTYPES:
         raise CorruptModelError(f"{path}: table dtype {table.dtype} is not supported; use float32, float16 or int8.")
     quantizable = name == "embeddings"  # only the model2vec tensor names carry mapping / weights
-    mapping = st_file.get("mapping") if quantizable and "mapping" in st_file.tensors else None
-    weights = st_file.get("weights") if quantizable and "weights" in st_file.tensors else None
+    mapping = get("mapping") if quantizable and "mapping" in names else None
+    weights = get("weights") if quantizable and "weights" in names else None
     vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
     if mapping is not None:
         mapping = _check_mapping(mapping, table, vocab_size, path)
@@ -189,7 +261,7 @@ def read_model(folder: Path) -> ModelParts:
         table=table,
         mapping=mapping,
         weights=weights,
-        tokenizer=tokenizer,
+        tokenizer=ReloadableTokenizer.wrap(tokenizer),
         padding=tokenizer.padding,
         truncation=tokenizer.truncation,
     )

@@ -22,7 +22,7 @@ from tokenizers import Tokenizer
 from staticst.persistence.io import write_safetensors
 from staticst.persistence.layout import ST_CONFIG_FILE
 
-__all__ = ["WRITERS", "LayoutWriter", "SavedModel", "model_card", "write_model"]
+__all__ = ["WRITERS", "LayoutContents", "LayoutWriter", "SavedModel", "model_card", "saved_tokenizer", "write_model"]
 
 _STATIC = "sentence_transformers.models.StaticEmbedding"
 _NORMALIZE = "sentence_transformers.models.Normalize"
@@ -33,7 +33,7 @@ class SavedModel:
     """What :func:`write_model` writes.
 
     Attributes:
-        layout: The layout to write (a key of :data:`TENSOR_WRITERS`).
+        layout: The layout to write (a key of :data:`WRITERS`).
         table: The embedding table.
         mapping: Token id -> table row (vocabulary-quantized models), or ``None``.
         weights: Per-token-id weights, or ``None``.
@@ -57,32 +57,45 @@ class SavedModel:
     st_config: dict[str, Any]
 
 
-def _model2vec_tensors(model: SavedModel, folder: Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LayoutContents:
+    """What one layout stores for a model, before anything touches a disk.
+
+    Attributes:
+        tensors: The safetensors tensors, by name.
+        config: The model2vec ``config.json`` (``None`` for a layout without one).
+        module: The static module's ``modules.json`` entry.
+    """
+
+    tensors: dict[str, np.ndarray]
+    config: dict[str, Any] | None
+    module: dict[str, Any]
+
+
+def _model2vec_contents(model: SavedModel) -> LayoutContents:
     """model2vec: the table as it is (+ mapping / weights) and ``config.json``; module path ``"."``."""
     tensors = {"embeddings": np.asarray(model.table)}
     if model.mapping is not None:
         tensors["mapping"] = model.mapping
     if model.weights is not None:
         tensors["weights"] = np.asarray(model.weights)
-    write_safetensors(folder / "model.safetensors", tensors)
     config = dict(model.config)
     config["normalize"] = model.normalize
     config["max_length"] = model.max_length
     config["embedding_dtype"] = str(model.table.dtype)
     if model.mapping is not None:
         config["vocabulary_quantization"] = int(model.table.shape[0])
-    (folder / "config.json").write_text(json.dumps(config, indent=4), encoding="utf-8")
-    return {"idx": 0, "name": "0", "path": ".", "type": _STATIC}
+    return LayoutContents(tensors, config, {"idx": 0, "name": "0", "path": ".", "type": _STATIC})
 
 
-def _st_tensors(model: SavedModel, folder: Path) -> dict[str, Any]:
+def _st_contents(model: SavedModel) -> LayoutContents:
     """sentence-transformers root layout: one ``embedding.weight`` (mapping and weights materialised)."""
     table = np.asarray(model.table)
     if model.mapping is not None or model.weights is not None:
         rows = table[model.mapping] if model.mapping is not None else table
         table = rows.astype(np.float32) * (model.weights[:, None] if model.weights is not None else 1.0)
-    write_safetensors(folder / "model.safetensors", {"embedding.weight": np.ascontiguousarray(table)})
-    return {"idx": 0, "name": "0", "path": "", "type": _STATIC}
+    tensors = {"embedding.weight": np.ascontiguousarray(table)}
+    return LayoutContents(tensors, None, {"idx": 0, "name": "0", "path": "", "type": _STATIC})
 
 
 @dataclass(frozen=True)
@@ -90,19 +103,26 @@ class LayoutWriter:
     """How one layout is written.
 
     Attributes:
-        tensors: Writes the tensors (and any layout config) and returns the static module's ``modules.json`` entry.
+        contents: The tensors, config and module entry the layout stores for a model.
         limit_in_tokenizer: The token limit is stored as the saved tokenizer's truncation.
     """
 
-    tensors: Callable[[SavedModel, Path], dict[str, Any]]
+    contents: Callable[[SavedModel], LayoutContents]
     limit_in_tokenizer: bool
 
 
 #: The writer of each layout a family can be saved in.
 WRITERS: dict[str, LayoutWriter] = {
-    "model2vec": LayoutWriter(_model2vec_tensors, limit_in_tokenizer=False),
-    "sentence-transformers": LayoutWriter(_st_tensors, limit_in_tokenizer=True),
+    "model2vec": LayoutWriter(_model2vec_contents, limit_in_tokenizer=False),
+    "sentence-transformers": LayoutWriter(_st_contents, limit_in_tokenizer=True),
 }
+
+
+def saved_tokenizer(model: SavedModel) -> Tokenizer:
+    """The tokenizer as ``model``'s layout saves it (a copy; sentence-transformers layouts: the token limit as its truncation)."""
+    if WRITERS[model.layout].limit_in_tokenizer:
+        return _tokenizer_with_limit(model.tokenizer, model.max_length, model.truncation_side)
+    return Tokenizer.from_str(model.tokenizer.to_str())
 
 
 def _tokenizer_with_limit(tokenizer: Tokenizer, max_length: int | None, side: str) -> Tokenizer:
@@ -139,18 +159,18 @@ def write_model(folder: Path, model: SavedModel, card: str | None = None) -> Non
     Raises:
         KeyError: ``model.layout`` has no writer.
     """
-    writer = WRITERS[model.layout]
+    contents = WRITERS[model.layout].contents(model)
     folder.mkdir(parents=True, exist_ok=True)
-    modules = [writer.tensors(model, folder)]
+    write_safetensors(folder / "model.safetensors", contents.tensors)
+    if contents.config is not None:
+        (folder / "config.json").write_text(json.dumps(contents.config, indent=4), encoding="utf-8")
+    modules = [contents.module]
     if model.normalize:
         modules.append({"idx": 1, "name": "1", "path": "1_Normalize", "type": _NORMALIZE})
         (folder / "1_Normalize").mkdir(exist_ok=True)
         (folder / "1_Normalize" / "config.json").write_text("{}", encoding="utf-8")
     (folder / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
-    tokenizer = model.tokenizer
-    if writer.limit_in_tokenizer:
-        tokenizer = _tokenizer_with_limit(tokenizer, model.max_length, model.truncation_side)
-    tokenizer.save(str(folder / "tokenizer.json"))
+    saved_tokenizer(model).save(str(folder / "tokenizer.json"))
     (folder / ST_CONFIG_FILE).write_text(json.dumps(model.st_config, indent=2), encoding="utf-8")
     if card is not None:
         (folder / "README.md").write_text(card, encoding="utf-8")

@@ -25,14 +25,14 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from staticst.server._errors import RequestError
+from staticst.server._errors import ErrorStyle, RequestError
 from staticst.server._media import FORMATS, JSON, NDJSON, error_response, negotiate
 from staticst.server._metrics import UNMATCHED
 from staticst.server._routes import ROUTES
 from staticst.server._service import Service, served_model_name
 from staticst.server._spec import TRUNCATION, USAGE, Args, Get, Post, Truncation, dispatch_field
 from staticst.server._timeouts import DEFAULT_TIMEOUT_BODY, check_timeout
-from staticst.server._validation import Validator
+from staticst.server._validation import DEFAULT_MAX_TOKENIZE_TOKENS, Validator, json_type
 
 if TYPE_CHECKING:
     from staticst.model import StaticSentenceTransformer
@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_MAX_BATCH",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_INPUT_CHARS",
+    "DEFAULT_MAX_TOKENIZE_TOKENS",
     "DEFAULT_STREAM_CHUNK",
     "DEFAULT_TIMEOUT_BODY",
     "Service",
@@ -59,21 +60,43 @@ DEFAULT_STREAM_CHUNK = 256
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def _stream(
+async def _stream(
     service: Service,
     texts: list[str],
     kwargs: dict[str, Any],
     args: Args,
     line: Callable[[Args, int, np.ndarray], bytes],
     truncation: Truncation | None,
+    style: ErrorStyle,
+    param: Callable[[int], str],
 ) -> Response:
-    """A JSON Lines answer encoded and sent ``service.stream_chunk`` rows at a time."""
+    """A JSON Lines answer encoded and sent ``service.stream_chunk`` rows at a time.
+
+    The first chunk is encoded before the status is sent, so its errors are ordinary 4xx answers. A later
+    chunk that fails (the status is out) ends the stream with one line holding the error body, in the route's
+    error style, instead of a cut connection.
+    """
     chunk = service.stream_chunk
 
+    def rendered(start: int, part: np.ndarray) -> bytes:
+        return b"".join(line(args, start + i, row) for i, row in enumerate(part))
+
+    def named(start: int) -> Callable[[int], str]:
+        return lambda i: param(start + i)
+
+    first, _ = await service.encode(texts[:chunk], kwargs, param=param, truncation=truncation)
+
     async def lines() -> AsyncIterator[bytes]:
-        for start in range(0, len(texts), chunk):
-            part, _ = await service.encode(texts[start : start + chunk], kwargs, truncation=truncation)
-            yield b"".join(line(args, start + i, row) for i, row in enumerate(part))
+        yield rendered(0, first)
+        for start in range(chunk, len(texts), chunk):
+            try:
+                part, _ = await service.encode(
+                    texts[start : start + chunk], kwargs, param=named(start), truncation=truncation
+                )
+            except RequestError as exc:
+                yield orjson.dumps(style.body(exc)) + b"\n"
+                return
+            yield rendered(start, part)
 
     return StreamingResponse(lines(), media_type=NDJSON)
 
@@ -100,7 +123,7 @@ def _handler(service: Service, route: Post) -> Handler:
         batch.observe(len(texts))
         if line is not None and fmt == NDJSON and len(texts) > chunk:
             await service.check(texts, kwargs, truncation, param)  # a 413 must come before the 200 is sent
-            return _stream(service, texts, kwargs, args, line, truncation)
+            return await _stream(service, texts, kwargs, args, line, truncation, route.errors, param)
         result, tokens = await encode(texts, kwargs, fmt in counted, run, param, truncation)
         if tokens is not None:
             args[USAGE] = tokens
@@ -135,7 +158,7 @@ def _post_endpoint(service: Service, routes: Sequence[Post]) -> Endpoint:
             fmt = negotiate(request.headers.get("accept"), offered)
             data = await read_json(request)
             if picks and isinstance(data, dict):
-                response = await handlers[picks.get(_json_type(data.get(key)), 0)](fmt, data)
+                response = await handlers[picks.get(json_type(data.get(key)), 0)](fmt, data)
             else:
                 response = await single(fmt, data)
         except RequestError as exc:
@@ -148,21 +171,31 @@ def _post_endpoint(service: Service, routes: Sequence[Post]) -> Endpoint:
     return endpoint
 
 
-def _json_type(value: Any) -> str:
-    """The JSON type name of a decoded value (as in :data:`staticst.server._spec.KIND_TYPES`)."""
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return "null"
+class _Methods:
+    """One path's endpoints by method, as one ASGI app: ``Allow`` lists every method of the path.
+
+    ``GET /`` (liveness) and ``POST /`` (embed or similarity) share a path: one Starlette route per method
+    would answer the first route's methods only (``OPTIONS /`` said ``Allow: POST``). Here ``OPTIONS`` is a
+    204 with the path's ``Allow``, ``HEAD`` is ``GET`` without a body, any other method a 405 naming them.
+    """
+
+    def __init__(self, endpoints: dict[str, Endpoint]) -> None:
+        self.endpoints = dict(endpoints)
+        if "GET" in self.endpoints:
+            self.endpoints["HEAD"] = self.endpoints["GET"]  # the server sends no body for HEAD
+        self.allow = ", ".join(sorted({*self.endpoints, "OPTIONS"}))
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        request = Request(scope, receive, send)
+        endpoint = self.endpoints.get(request.method)
+        if endpoint is not None:
+            response = await endpoint(request)
+        elif request.method == "OPTIONS":
+            _count_unrouted(request, 204)
+            response = Response(status_code=204, headers={"Allow": self.allow})
+        else:
+            raise HTTPException(405, headers={"Allow": self.allow})
+        await response(scope, receive, send)
 
 
 def _get_endpoint(service: Service, route: Get) -> Endpoint:
@@ -239,6 +272,7 @@ def create_app(
     model_name: str | None = None,
     timeout_body: float = DEFAULT_TIMEOUT_BODY,
     auto_truncate: bool = True,
+    max_tokenize_tokens: int = DEFAULT_MAX_TOKENIZE_TOKENS,
 ) -> Starlette:
     """Build the ASGI application serving ``model``.
 
@@ -262,21 +296,24 @@ def create_app(
         auto_truncate: What a request without ``truncate`` gets: ``True`` cuts texts at the model's
             ``max_seq_length`` (as ``model.encode`` does), ``False`` refuses longer texts with a 413 (as
             text-embeddings-inference does by default).
+        max_tokenize_tokens: Most tokens one ``/tokenize`` answer lists (413 above; bounds its memory).
 
     Returns:
         A Starlette application (any ASGI server can run it).
 
     Raises:
-        ValueError: When a limit is not a positive integer or the timeout not a positive number.
+        ValueError: When a limit is not a positive integer up to ``sys.maxsize`` or the timeout not a positive
+            number.
     """
     for name, value in (
         ("max_batch", max_batch),
         ("max_input_chars", max_input_chars),
         ("max_body_bytes", max_body_bytes),
         ("stream_chunk", stream_chunk),
+        ("max_tokenize_tokens", max_tokenize_tokens),
     ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= sys.maxsize:
+            raise ValueError(f"{name} must be a positive integer up to {sys.maxsize}, got {value!r}")
     check_timeout("timeout_body", timeout_body)
     if not isinstance(auto_truncate, bool):
         raise ValueError(f"auto_truncate must be True or False, got {auto_truncate!r}")
@@ -292,17 +329,19 @@ def create_app(
         timeout_body=timeout_body,
         model_name=model_name,
         auto_truncate=auto_truncate,
+        max_tokenize_tokens=max_tokenize_tokens,
     )
     posts: dict[str, list[Post]] = {}
     for spec in service.routes:
         if isinstance(spec, Post):
             posts.setdefault(spec.path, []).append(spec)
-    routes = []
+    by_path: dict[str, dict[str, Endpoint]] = {}
     for spec in service.routes:
         if isinstance(spec, Get):
-            routes.append(Route(spec.path, _get_endpoint(service, spec), methods=["GET"]))
+            by_path.setdefault(spec.path, {})["GET"] = _get_endpoint(service, spec)
         elif posts[spec.path][0] is spec:  # the first route of its path serves them all
-            routes.append(Route(spec.path, _post_endpoint(service, posts[spec.path]), methods=["POST"]))
+            by_path.setdefault(spec.path, {})["POST"] = _post_endpoint(service, posts[spec.path])
+    routes = [Route(path, _Methods(endpoints)) for path, endpoints in by_path.items()]
     app = Starlette(
         routes=routes,
         exception_handlers={HTTPException: _http_error, Exception: _internal_error},

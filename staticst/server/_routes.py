@@ -295,6 +295,15 @@ def _list_lines(service: Service, args: Args, result: list[Any]) -> Response:
     return ndjson_response(b"".join(orjson.dumps(item) + b"\n" for item in result))
 
 
+def _parts_json(service: Service, args: Args, result: list[bytes]) -> Response:
+    """One JSON array of items already rendered to JSON (``/tokenize``: no Python object per token)."""
+    return Response(b"[" + b",".join(result) + b"]", media_type=JSON)
+
+
+def _parts_lines(service: Service, args: Args, result: list[bytes]) -> Response:
+    return ndjson_response(b"".join(part + b"\n" for part in result))
+
+
 _SIMPLE_TOKEN = {
     "type": "object",
     "required": ["id", "text", "special", "start", "stop"],
@@ -421,7 +430,7 @@ ROUTES: tuple[Route, ...] = (
         TOKENIZE_BODY,
         encode=_tokenize_encode,
         run=tokenize_run,
-        formats=_formats(json=_list_json, ndjson=_list_lines, octet=None),
+        formats=_formats(json=_parts_json, ndjson=_parts_lines, octet=None),
         errors=TEI_ERRORS,
         result="One list of tokens per input",
         json_schema={"type": "array", "items": _TOKENS},

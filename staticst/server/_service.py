@@ -11,6 +11,7 @@ import anyio.to_thread
 import numpy as np
 from starlette.requests import ClientDisconnect, Request
 
+from staticst.errors import TokenizerError
 from staticst.server._errors import BAD_REQUEST, PAYLOAD_TOO_LARGE, REQUEST_TIMEOUT, UNPROCESSABLE, RequestError
 from staticst.server._media import FORMATS, decode_json, request_codec
 from staticst.server._metrics import Metrics
@@ -18,14 +19,14 @@ from staticst.server._spec import Route as RouteSpec
 from staticst.server._spec import Run, Truncation, inputs_param
 from staticst.server._timeouts import body_deadline
 from staticst.server._tokens import Truncator, token_limit
-from staticst.server._validation import Limits
+from staticst.server._validation import DEFAULT_MAX_TOKENIZE_TOKENS, Limits
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from staticst.model import StaticSentenceTransformer
 
-__all__ = ["INLINE_CHARS", "INLINE_TEXTS", "Service", "served_model_name"]
+__all__ = ["INLINE_CHARS", "INLINE_TEXTS", "Service", "served_model_name", "tokenizer_failure"]
 
 # Requests with at most this many characters (or token ids) in total are encoded on the event loop (a thread
 # hop costs more than the encode); larger ones go to a worker thread so the loop keeps serving other connections.
@@ -62,6 +63,7 @@ class Service:
         timeout_body: float,
         model_name: str | None,
         auto_truncate: bool = True,
+        max_tokenize_tokens: int = DEFAULT_MAX_TOKENIZE_TOKENS,
     ) -> None:
         self.model = model
         self.routes = tuple(routes)
@@ -77,6 +79,7 @@ class Service:
             dim=dim,
             prompt_names=tuple(sorted(prompts)),
             vocab_size=int(vocab) if vocab else None,
+            max_tokenize_tokens=max_tokenize_tokens,
         )
         self.stream_chunk = stream_chunk
         self.timeout_body = timeout_body
@@ -93,7 +96,12 @@ class Service:
             "similarity_fn_name": getattr(model, "similarity_fn_name", "cosine"),
             "prompt_names": list(self.limits.prompt_names),
             "formats": list(FORMATS),
-            "limits": {"max_batch": max_batch, "max_input_chars": max_input_chars, "max_body_bytes": max_body_bytes},
+            "limits": {
+                "max_batch": max_batch,
+                "max_input_chars": max_input_chars,
+                "max_body_bytes": max_body_bytes,
+                "max_tokenize_tokens": max_tokenize_tokens,
+            },
             "max_seq_length": token_limit(model),
             "auto_truncate": auto_truncate,
             "timeouts": {"body": timeout_body},
@@ -202,10 +210,13 @@ class Service:
         if not strict:
             return
         check = self.truncator.check
-        if len(texts) <= INLINE_TEXTS and sum(map(len, texts)) <= INLINE_CHARS:
-            check(model, texts, kwargs.get("prompt_name"), param)
-        else:
-            await anyio.to_thread.run_sync(check, model, texts, kwargs.get("prompt_name"), param)
+        try:
+            if len(texts) <= INLINE_TEXTS and sum(map(len, texts)) <= INLINE_CHARS:
+                check(model, texts, kwargs.get("prompt_name"), param)
+            else:
+                await anyio.to_thread.run_sync(check, model, texts, kwargs.get("prompt_name"), param)
+        except TokenizerError as exc:
+            raise tokenizer_failure(exc, texts, param) from exc
 
     def _encode(
         self,
@@ -221,7 +232,7 @@ class Service:
             if strict:
                 self.truncator.check(model, texts, kwargs.get("prompt_name"), param)
             if run is not None:
-                return run(model, texts, kwargs), None
+                return run(model, texts, kwargs, self.limits), None
             if count and self._encode_with_usage is not None:
                 emb, tokens = model.encode_with_usage(texts, **kwargs)
                 return np.asarray(emb, dtype=np.float32).reshape(len(texts), -1), int(tokens)
@@ -229,6 +240,8 @@ class Service:
                 emb = np.asarray(model.encode(texts[0], **kwargs), dtype=np.float32).reshape(1, -1)
             else:
                 emb = np.asarray(model.encode(texts, **kwargs), dtype=np.float32)
+        except TokenizerError as exc:
+            raise tokenizer_failure(exc, texts, param) from exc
         except (ValueError, TypeError, KeyError) as exc:
             raise RequestError(UNPROCESSABLE, f"the model rejected the request: {exc}") from exc
         return emb, (0 if count else None)
@@ -260,6 +273,21 @@ def served_model_name(model_id: Any, path: Any = None) -> str:
     if is_folder or os.path.isabs(local) or name.startswith((".", "~")):
         return os.path.basename(os.path.normpath(os.path.realpath(local))) or "staticst"
     return name
+
+
+def tokenizer_failure(exc: TokenizerError, texts: list[Any], param: Callable[[int], str]) -> RequestError:
+    """The 422 for a text the model's tokenizer failed on (as text-embeddings-inference answers tokenizer errors).
+
+    The input's fault as far as the client can act (another text works; the message says what to change), so
+    a 4xx; ``param`` names the field when the failing text (which may carry a prompt, or be cut) is found.
+    """
+    failed, where = exc.text, None
+    if failed is not None:
+        for i, text in enumerate(texts):
+            if isinstance(text, str) and text and (failed.endswith(text) or text.startswith(failed)):
+                where = param(i)
+                break
+    return RequestError(UNPROCESSABLE, str(exc), error_type="tokenizer", param=where)
 
 
 def _is_path(key: str, value: Any) -> bool:

@@ -118,8 +118,9 @@ class Service(Protocol):
 Render = Callable[[Service, Args, Any], Response]
 """Writes a route's result in one format: ``render(service, args, result) -> Response`` (the result is the
 embeddings, or what the route's ``then`` / ``run`` made of them)."""
-Run = Callable[[Any, list[Any], dict[str, Any]], Any]
-"""What a route calls instead of ``model.encode``: ``run(model, texts, kwargs) -> result``."""
+Run = Callable[[Any, list[Any], dict[str, Any], Any], Any]
+"""What a route calls instead of ``model.encode``: ``run(model, texts, kwargs, limits) -> result`` (``limits``:
+the service's :class:`~staticst.server._validation.Limits`, for work that is only bounded once it runs)."""
 
 
 def inputs_param(i: int) -> str:

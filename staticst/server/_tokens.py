@@ -21,17 +21,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from staticst.server._errors import PAYLOAD_TOO_LARGE, RequestError
 from staticst.server._spec import Truncation
+from staticst.tokenization.guard import tokenizer_call
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from staticst.model import StaticSentenceTransformer
+    from staticst.server._validation import Limits
 
-__all__ = ["DIRECTIONS", "Truncator", "decode_run", "prompt_text", "token_limit", "tokenize_run"]
+__all__ = [
+    "CHUNK_CHARS",
+    "DIRECTIONS",
+    "Truncator",
+    "chunks",
+    "decode_run",
+    "prompt_text",
+    "token_limit",
+    "tokenize_run",
+]
+
+CHUNK_CHARS = 65_536
+"""Characters of text handed to the tokenizer at once by ``/tokenize`` and the ``truncate: false`` check (its
+encodings hold ~100 bytes per token: a whole 16 MiB body at once would hold hundreds of MB)."""
 
 DIRECTIONS = ("right", "left", "Right", "Left")
 """Accepted ``truncation_direction`` values: huggingface_hub sends lowercase, text-embeddings-inference's
@@ -118,9 +136,12 @@ class Truncator:
             return
         prompt = prompt_text(model, prompt_name)
         full = [prompt + t for t in texts] if prompt else texts
-        for i, encoding in enumerate(model.tokenizer.encode_batch(full, add_special_tokens=False)):
-            count = len(encoding.ids)
-            if count > limit:
+        for start, part in chunks(full):  # bounded memory: the tokenizer's encodings of one chunk at a time
+            encodings = tokenizer_call(model.tokenizer.encode_batch, part, add_special_tokens=False)
+            for i, encoding in enumerate(encodings, start):
+                count = len(encoding.ids)
+                if count <= limit:
+                    continue
                 with_prompt = " (with its prompt)" if prompt else ""
                 raise RequestError(
                     PAYLOAD_TOO_LARGE,
@@ -133,34 +154,80 @@ class Truncator:
                 )
 
 
+def chunks(texts: list[str], max_chars: int = CHUNK_CHARS) -> Iterator[tuple[int, list[str]]]:
+    """``(start, texts[start:end])`` in order, each part at most ``max_chars`` characters (or one text)."""
+    start, size = 0, 0
+    for end, text in enumerate(texts):
+        if size and size + len(text) > max_chars:
+            yield start, texts[start:end]
+            start, size = end, 0
+        size += len(text)
+    if start < len(texts):
+        yield start, texts[start:]
+
+
+def _tokens_json(text: str, enc: Any) -> bytes:
+    """One text's tokens as text-embeddings-inference lists them, as JSON bytes."""
+    return orjson.dumps(
+        [
+            {"id": i, "text": token, "special": True, "start": None, "stop": None}
+            if special
+            else {"id": i, "text": text[start:stop], "special": False, "start": start, "stop": stop}
+            for i, token, (start, stop), special in zip(
+                enc.ids, enc.tokens, enc.offsets, enc.special_tokens_mask, strict=True
+            )
+        ]
+    )
+
+
 def tokenize_run(
-    model: StaticSentenceTransformer, texts: list[str], kwargs: dict[str, Any]
-) -> list[list[dict[str, Any]]]:
-    """``/tokenize``: each text's tokens as text-embeddings-inference lists them.
+    model: StaticSentenceTransformer, texts: list[str], kwargs: dict[str, Any], limits: Limits
+) -> list[bytes]:
+    """``/tokenize``: each text's tokens as text-embeddings-inference lists them, rendered to JSON.
 
     One ``{"id", "text", "special", "start", "stop"}`` per token of the model's tokenizer, with no
     truncation: ``start`` / ``stop`` are character offsets into the text (its prompt prepended) and ``text``
     is that slice; special tokens (added when ``add_special_tokens``; the model never pools them) have their
     token string as ``text`` and null offsets.
+
+    The work is bounded: texts are tokenized :data:`CHUNK_CHARS` characters at a time, each text's list is
+    rendered to JSON bytes at once (no Python object per token is kept), and a request whose texts hold more
+    than ``limits.max_tokenize_tokens`` tokens in all is refused with a 413 as soon as the count passes it.
+
+    Returns:
+        One JSON array (bytes) per text.
+
+    Raises:
+        RequestError: 413 when the texts hold more tokens than ``limits.max_tokenize_tokens``.
     """
     prompt = prompt_text(model, kwargs.get("prompt_name"))
     full = [prompt + t for t in texts] if prompt else texts
-    encodings = model.tokenizer.encode_batch(full, add_special_tokens=bool(kwargs.get("add_special_tokens", True)))
-    result = []
-    for text, enc in zip(full, encodings, strict=True):
-        result.append(
-            [
-                {"id": i, "text": token, "special": True, "start": None, "stop": None}
-                if special
-                else {"id": i, "text": text[start:stop], "special": False, "start": start, "stop": stop}
-                for i, token, (start, stop), special in zip(
-                    enc.ids, enc.tokens, enc.offsets, enc.special_tokens_mask, strict=True
-                )
-            ]
-        )
-    return result
+    special = bool(kwargs.get("add_special_tokens", True))
+    limit = limits.max_tokenize_tokens
+    parts: list[bytes] = []
+    total = 0
+    for start, part in chunks(full):
+        encodings = tokenizer_call(model.tokenizer.encode_batch, part, add_special_tokens=special)
+        total += sum(len(enc.ids) for enc in encodings)
+        if total > limit:
+            raise RequestError(
+                PAYLOAD_TOO_LARGE,
+                f"the texts hold more than {limit} tokens (over {total} in inputs[0..{start + len(part) - 1}]); "
+                f"/tokenize lists at most {limit} per request (server option --max-tokenize-tokens): send fewer "
+                "or shorter texts per request",
+                error_type="payload_too_large",
+                param="inputs",
+                limit=limit,
+                value=total,
+            )
+        parts.extend(_tokens_json(text, enc) for text, enc in zip(part, encodings, strict=True))
+        del encodings
+    return parts
 
 
-def decode_run(model: StaticSentenceTransformer, ids: list[list[int]], kwargs: dict[str, Any]) -> list[str]:
+def decode_run(
+    model: StaticSentenceTransformer, ids: list[list[int]], kwargs: dict[str, Any], limits: Limits
+) -> list[str]:
     """``/decode``: the text of each sequence of token ids (the tokenizer's decoder)."""
-    return list(model.tokenizer.decode_batch(ids, skip_special_tokens=bool(kwargs.get("skip_special_tokens", True))))
+    skip = bool(kwargs.get("skip_special_tokens", True))
+    return list(tokenizer_call(model.tokenizer.decode_batch, ids, skip_special_tokens=skip))

@@ -28,6 +28,7 @@ from staticst.server._spec import Args, Body, Field, Kind
 
 __all__ = [
     "BAD_REQUEST",
+    "DEFAULT_MAX_TOKENIZE_TOKENS",
     "NOT_ACCEPTABLE",
     "PAYLOAD_TOO_LARGE",
     "UNPROCESSABLE",
@@ -37,6 +38,9 @@ __all__ = [
     "Validator",
     "parse",
 ]
+
+DEFAULT_MAX_TOKENIZE_TOKENS = 262_144
+"""Default most tokens one ``/tokenize`` answer lists (about 17 MB of JSON)."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,8 @@ class Limits:
         prompt_names: The model's prompt names (allowed values of ``prompt_name``).
         vocab_size: The tokenizer's vocabulary size (token ids are ``0..vocab_size - 1``); ``None``: unknown,
             any non-negative id.
+        max_tokenize_tokens: Most tokens ``/tokenize`` lists in one answer (413 above: each token is a JSON
+            object of ~65 bytes, so this bounds the answer and the server's memory for it).
     """
 
     max_batch: int
@@ -59,9 +65,14 @@ class Limits:
     dim: int
     prompt_names: tuple[str, ...] = field(default_factory=tuple)
     vocab_size: int | None = None
+    max_tokenize_tokens: int = DEFAULT_MAX_TOKENIZE_TOKENS
 
 
-def _type_name(value: Any) -> str:
+def json_type(value: Any) -> str:
+    """The JSON type name of a decoded value (as in :data:`staticst.server._spec.KIND_TYPES`).
+
+    A value JSON cannot hold is named by its Python type (``"bytes"``, ``"tuple"``...).
+    """
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -85,7 +96,7 @@ def _key(key: str) -> str:
 
 
 def _wrong_type(param: str, expected: str, value: Any) -> RequestError:
-    kind = _type_name(value)
+    kind = json_type(value)
     return RequestError(UNPROCESSABLE, f"{param} must be {expected}, got {kind}", param=param, value=kind)
 
 
@@ -334,7 +345,7 @@ def _check_object(
         return f.default
     if not isinstance(value, dict):
         shape = ", ".join(f'"{g.name}": {_SHAPES[g.kind]}' for g in f.fields)
-        kind = _type_name(value)
+        kind = json_type(value)
         raise RequestError(UNPROCESSABLE, f"{param} must be an object {{{shape}}}, got {kind}", param=param, value=kind)
     for key in value:
         if key not in known:
@@ -406,7 +417,7 @@ class Validator:
             RequestError: When the body is invalid or exceeds a limit.
         """
         if not isinstance(data, dict):
-            kind = _type_name(data)
+            kind = json_type(data)
             raise RequestError(UNPROCESSABLE, f"the request body must be a JSON object, got {kind}", value=kind)
         known = self._known
         for key in data:

@@ -45,8 +45,10 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from staticst.tokenization.cache import MARK, MARK_JOIN, MISS, Generation, assemble, expand, ids_of_codes
+from staticst.tokenization.guard import tokenizer_call
 from staticst.tokenization.plan import Plan, build_plan
 from staticst.tokenization.pretokenizers import Unsupported
+from staticst.tokenization.reloadable import ReloadableTokenizer
 
 __all__ = ["FastTokenizer", "hf_flat"]
 
@@ -55,7 +57,7 @@ JOINED, CAREFUL, HF = 0, 1, 2  # the routes a text can take
 
 def hf_flat(tokenizer: Tokenizer, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """Ids (``int32``) and offsets (``int64``) of ``texts`` straight from the Hugging Face tokenizer."""
-    encodings = tokenizer.encode_batch_fast(texts, add_special_tokens=False)
+    encodings = tokenizer_call(tokenizer.encode_batch_fast, texts, add_special_tokens=False)
     all_ids = [e.ids for e in encodings]
     offsets = np.zeros(len(all_ids) + 1, dtype=np.int64)
     np.cumsum(np.fromiter(map(len, all_ids), dtype=np.int64, count=len(all_ids)), out=offsets[1:])
@@ -78,7 +80,7 @@ class FastTokenizer:
     """
 
     def __init__(self, tokenizer: Tokenizer, *, cache_size: int = 1_000_000) -> None:
-        if not isinstance(tokenizer, Tokenizer):
+        if not isinstance(tokenizer, (Tokenizer, ReloadableTokenizer)):
             raise TypeError(
                 f"tokenizer must be a tokenizers.Tokenizer, got {type(tokenizer).__name__}; "
                 "load one with tokenizers.Tokenizer.from_file(path)"
@@ -183,11 +185,11 @@ class FastTokenizer:
         """
         plan = self._plan
         if plan is None:
-            return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+            return list(tokenizer_call(self._tokenizer.encode, text, add_special_tokens=False).ids)
         flagged = plan.special is not None and plan.special.search(text) is not None
         route, keys = self._route(text, flagged, plan)
         if route == HF:
-            return list(self._tokenizer.encode(text, add_special_tokens=False).ids)
+            return list(tokenizer_call(self._tokenizer.encode, text, add_special_tokens=False).ids)
         if route == JOINED:
             keys = plan.family.keys(text.lower() if plan.lower else text)
         assert keys is not None

@@ -69,7 +69,9 @@ class PreTokenizerFamily:
     """
 
     name: ClassVar[str] = ""
-    kernel_mode: ClassVar[int] = -1  # the compiled kernel's mode for this family (staticst/_kernel/kernel.h)
+    #: The compiled kernel's word-cache mode for this family, by name (``_kernel.MODES``; csrc/kernel.h's
+    #: ``enum st_mode``), or ``None``: no mode
+    kernel_mode: ClassVar[str | None] = None
     separators: ClassVar[str] = ""
     joinable: ClassVar[bool] = True
     python_whitespace: ClassVar[bool] = False
@@ -97,7 +99,7 @@ class WhitespaceSplit(PreTokenizerFamily):
     """``WhitespaceSplit`` (optionally followed by a Metaspace that only prefixes each word)."""
 
     name = "whitespace"
-    kernel_mode = 0
+    kernel_mode = "whitespace"
     separators = RUST_WS
     python_whitespace = True
 
@@ -124,7 +126,7 @@ class BertSplit(_PatternChunks):
     """``BertPreTokenizer``: whitespace splits, and every punctuation character is a pre-token of its own."""
 
     name = "bert"
-    kernel_mode = 1
+    kernel_mode = "bert"
     pattern = re.compile(f"[^{char_class(ASCII_PUNCT)}]+|[{char_class(ASCII_PUNCT)}]")
 
 
@@ -132,7 +134,7 @@ class WordSplit(_PatternChunks):
     """``Whitespace``: runs of word characters and runs of other non-space characters."""
 
     name = "whitespace-words"
-    kernel_mode = 2
+    kernel_mode = "words"
     pattern = re.compile(f"[{_ASCII_WORD}]+|[^{_ASCII_WORD}]+")
 
 
@@ -140,7 +142,7 @@ class MetaspaceSplit(PreTokenizerFamily):
     """``Metaspace(split=True)``: spaces become the replacement character, which starts every pre-token."""
 
     name = "metaspace"
-    kernel_mode = 3
+    kernel_mode = "metaspace"
     joinable = False
     _pattern = re.compile("[ ]?[^ ]+|[ ]")
 
@@ -163,7 +165,7 @@ class LlamaSpaceSplit(PreTokenizerFamily):
     """
 
     name = "llama-space"
-    kernel_mode = 4
+    kernel_mode = "llama"
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +34,19 @@ class TokenizerSettings:
     truncation_side: Literal["right", "left"] = "right"
     drop_unknown: bool = False
     char_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        # Validated here, where every way of building settings passes (loader, with_settings, max_seq_length):
+        # a limit past ssize_t cannot reach the native kernel, so it is named here, not an OverflowError later.
+        for name, value, low in (("max_length", self.max_length, 1), ("char_limit", self.char_limit, 0)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not low <= value <= sys.maxsize
+            ):
+                raise ValueError(
+                    f"{name} is {value!r}; use an integer from {low} to {sys.maxsize} (sys.maxsize), or None for no limit."
+                )
+        if self.truncation_side not in ("right", "left"):
+            raise ValueError(f"truncation_side is {self.truncation_side!r}; use 'right' or 'left'.")
 
 
 # In compact JSON an unescaped quote only delimits strings, and only the top-level "model" key holds a

@@ -15,6 +15,8 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from staticst.tokenization.fast import FastTokenizer, hf_flat
+from staticst.tokenization.guard import tokenizer_call
+from staticst.tokenization.reloadable import ReloadableTokenizer
 from staticst.tokenization.settings import TokenizerSettings, apply_rules, apply_rules_one, unknown_token_id
 
 __all__ = ["TextTokenizer"]
@@ -42,10 +44,15 @@ class TextTokenizer:
         copy: Work on a copy of ``tokenizer`` and leave the caller's object untouched.
     """
 
-    def __init__(self, tokenizer: Tokenizer, settings: TokenizerSettings, *, fast: bool = True, copy: bool = True) -> None:
-        self.tokenizer = _plain(tokenizer, copy=copy)
+    def __init__(
+        self, tokenizer: Tokenizer, settings: TokenizerSettings, *, fast: bool = True, copy: bool = True
+    ) -> None:
+        # stands in for the tokenizer: the engine may release its memory once a native pipeline tokenizes
+        self.tokenizer = ReloadableTokenizer.wrap(_plain(tokenizer, copy=copy))
         self.settings = settings
         self.unk_id = unknown_token_id(self.tokenizer)
+        #: Tokens in the vocabulary, added tokens included (known without the tokenizer once it is released).
+        self.vocab_size = int(self.tokenizer.get_vocab_size(with_added_tokens=True))
         self._fast: FastTokenizer | None = None
         self.fast_path_reason = "disabled"
         if fast:
@@ -93,7 +100,7 @@ class TextTokenizer:
         if self._fast is not None:
             ids: list[int] = self._fast.encode_one(text)
         else:
-            ids = list(self.tokenizer.encode(text, add_special_tokens=False).ids)
+            ids = list(tokenizer_call(self.tokenizer.encode, text, add_special_tokens=False).ids)
         return apply_rules_one(ids, self.settings, self.unk_id)
 
     def encode_flat(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

@@ -53,7 +53,9 @@ def _dequantize(embeddings: np.ndarray, precision: str, ranges: np.ndarray) -> n
     return values * steps + ranges[0]
 
 
-def _check_corpus(corpus_embeddings: Any, corpus_index: Any, corpus_precision: str, allowed: tuple[str, ...], lib: str) -> None:
+def _check_corpus(
+    corpus_embeddings: Any, corpus_index: Any, corpus_precision: str, allowed: tuple[str, ...], lib: str
+) -> None:
     if corpus_embeddings is not None and corpus_index is not None:
         raise ValueError("Only corpus_embeddings or corpus_index should be used, not both.")
     if corpus_embeddings is None and corpus_index is None:
@@ -88,7 +90,10 @@ def _prepare_queries(
             ranges = _quantization_ranges(query_embeddings, corpus_precision, calibration_embeddings)
         query_embeddings = np.asarray(
             quantize_embeddings(
-                query_embeddings, precision=corpus_precision, ranges=ranges, calibration_embeddings=calibration_embeddings
+                query_embeddings,
+                precision=corpus_precision,
+                ranges=ranges,
+                calibration_embeddings=calibration_embeddings,
             )
         )
     elif rescore:
@@ -166,7 +171,9 @@ def semantic_search_faiss(
         candidates = np.array(
             [[corpus_index.reconstruct(idx.item()) if idx != -1 else zero for idx in row] for row in indices]
         )
-        rescored = _rescored(rescore_embeddings, candidates, corpus_precision, "uint8", ranges, rescore_embeddings.shape[-1])
+        rescored = _rescored(
+            rescore_embeddings, candidates, corpus_precision, "uint8", ranges, rescore_embeddings.shape[-1]
+        )
         rescored[indices == -1] = -np.inf
         order = np.argsort(-rescored)[:, :top_k]
         rows = np.arange(len(queries))[:, None]
@@ -216,7 +223,9 @@ def semantic_search_usearch(
     """
     index_module = _optional("usearch.index", "usearch")
     compiled = _optional("usearch.compiled", "usearch")
-    _check_corpus(corpus_embeddings, corpus_index, corpus_precision, ("float32", "int8", "ubinary", "binary"), "usearch")
+    _check_corpus(
+        corpus_embeddings, corpus_index, corpus_precision, ("float32", "int8", "ubinary", "binary"), "usearch"
+    )
     if corpus_index is None:
         assert corpus_embeddings is not None
         dim = corpus_embeddings.shape[1]
@@ -243,7 +252,9 @@ def semantic_search_usearch(
     if rescore_embeddings is not None and valid.any():
         safe = np.where(valid, indices, indices[valid][0])
         candidates = np.array([corpus_index.get(row) for row in safe])
-        rescored = _rescored(rescore_embeddings, candidates, corpus_precision, "int8", ranges, rescore_embeddings.shape[-1])
+        rescored = _rescored(
+            rescore_embeddings, candidates, corpus_precision, "int8", ranges, rescore_embeddings.shape[-1]
+        )
         rescored[~valid] = -np.inf
         rows = np.arange(len(queries))[:, None]
         order = np.argsort(-rescored)[:, :top_k]

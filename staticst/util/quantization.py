@@ -15,7 +15,9 @@ logger = logging.getLogger("staticst.util")
 _PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 
 
-def _quantization_ranges(embeddings: np.ndarray, precision: str, calibration_embeddings: Embeddings | None) -> np.ndarray:
+def _quantization_ranges(
+    embeddings: np.ndarray, precision: str, calibration_embeddings: Embeddings | None
+) -> np.ndarray:
     """Per-dimension ``[min, max]`` rows, from ``calibration_embeddings`` or else from ``embeddings`` itself."""
     dim = embeddings.shape[-1]
     if calibration_embeddings is not None:

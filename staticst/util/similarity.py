@@ -183,7 +183,9 @@ def pairwise_euclidean_sim(a: Embeddings, b: Embeddings) -> np.ndarray:
     return np.asarray(-np.linalg.norm(x - y, axis=-1))
 
 
-_FNS: dict[str, tuple[Callable[[Embeddings, Embeddings], np.ndarray], Callable[[Embeddings, Embeddings], np.ndarray]]] = {
+_FNS: dict[
+    str, tuple[Callable[[Embeddings, Embeddings], np.ndarray], Callable[[Embeddings, Embeddings], np.ndarray]]
+] = {
     "cosine": (cos_sim, pairwise_cos_sim),
     "dot": (dot_score, pairwise_dot_score),
     "euclidean": (euclidean_sim, pairwise_euclidean_sim),

@@ -1,12 +1,25 @@
 /*
  * One Kernel call on a batch (Kernel.embed / Kernel.tokenize; Kernel.embed_one for a text that misses).
- * The batch is cut into chunks of bounded memory; each chunk runs in phases:
+ * The batch is cut into chunks of bounded memory; each chunk runs in phases.
+ *
+ * With a native pipeline (pipeline.h):
+ *   N  (GIL released, texts split over threads)  tokenize every text natively (a word missing from the word
+ *      table is tokenized by the model in the thread and kept in the thread's overlay), apply the token
+ *      rules and pool it into its output row; texts the pipeline sends down the slow path are marked;
+ *   -  (GIL held)  the threads' new words go into the word table (one writer, parts in order); marked texts
+ *      go to the Hugging Face tokenizer once (fallback);
+ *   B  (only for marked texts, or to collect ids)  apply the token rules to fallback ids and pool.
+ *
+ * With the word-cache plan (no native model or normaliser):
  *   A  (GIL released, texts split over threads)  tokenize every text; collect the keys missing from the
  *      word table and the texts the fast rules do not cover;
  *   -  (GIL held)  missing keys go to Python once (resolve), are inserted into the word table and into a
  *      per-call overlay; uncovered texts go to the Hugging Face tokenizer once (fallback);
  *   B  (GIL released, the same split)  re-tokenize texts that missed, apply the token rules to fallback
  *      ids, and pool every text into its output row.
+ *
+ * A long call answers Ctrl-C: while the GIL is released the calling thread takes it back every ST_POLL_MS to
+ * run pending signal handlers (threads.c); when one raises, every thread stops at its next check.
  * What comes back from Python (resolved ids, fallback arrays) is checked here: dtypes, shapes, id ranges.
  */
 #include "kernel.h"
@@ -22,10 +35,12 @@ typedef struct {
 } st_text;
 
 typedef struct {
-    st_ibuf ids;       /* phase A: ids of the texts that were found */
+    st_ibuf ids;       /* phase A / N: ids of the texts that were found */
     st_ibuf work;      /* phase B: ids of one text being re-tokenized or taken from the fallback */
     st_scratch scratch;
+    st_pipe_scratch pipe;
     int nomem, bad;    /* bad: a re-tokenized text still missed (never expected) */
+    Py_ssize_t bad_text; /* phase N: the text whose ids fell outside the table, or -1 */
     int64_t tokens;    /* ids pooled by this part */
     Py_ssize_t overflow; /* the first text whose vector overflowed, or -1 */
 } st_part;
@@ -48,7 +63,68 @@ typedef struct {
     float *out;
     int collect_ids;           /* instead of pooling, leave each part's final ids in parts[p].ids */
     int32_t *final_cnt;
+    st_interrupt *intr;        /* or NULL (the GIL is held) */
 } st_batch;
+
+/* Texts between two looks at the clock (phase N): a long run of short texts still answers Ctrl-C. */
+#define ST_POLL_BYTES (1 << 16)
+
+static void phase_n(void *ctx, int part, int n_parts) {
+    st_batch *b = (st_batch *)ctx;
+    st_part *pt = &b->parts[part];
+    KernelObject *k = b->k;
+    Py_ssize_t dim = k->pool.dim;
+    double *scratch = NULL;
+    pt->overflow = pt->bad_text = -1;
+    pt->pipe.intr = b->intr;
+    pt->pipe.id_limit = k->plan.n_valid_ids;
+    if (!b->collect_ids) {
+        scratch = malloc(sizeof(double) * (size_t)(2 * dim));
+        if (!scratch) {
+            pt->nomem = 1;
+            return;
+        }
+    }
+    size_t since = 0;
+    for (Py_ssize_t i = b->bounds[part]; i < b->bounds[part + 1]; i++) {
+        const st_text *t = &b->texts[i];
+        b->status[i] = ST_HF;
+        since += (size_t)t->len + 64;
+        if (b->intr && since >= ST_POLL_BYTES) {
+            since = 0;
+            if (st_interrupt_poll(b->intr)) break;
+        }
+        size_t before = b->collect_ids ? pt->ids.len : 0;
+        pt->ids.len = before;
+        int s = st_pipe_text(k->pipe, b->gen, t->data, (size_t)st_cut_bytes(&k->plan, t->data, t->len, t->ascii), t->ascii,
+                             &pt->ids, &pt->pipe);
+        if (s == ST_STOP) break;
+        if (s == ST_NOMEM) pt->nomem = 1;
+        if (s == ST_BADID && pt->bad_text < 0) pt->bad_text = i;
+        if (s != ST_OK) continue;
+        Py_ssize_t n = st_apply_rules(&k->plan, pt->ids.data + before, (Py_ssize_t)(pt->ids.len - before));
+        pt->ids.len = before + (size_t)n;
+        if (b->collect_ids) {
+            b->status[i] = ST_OK;
+            b->off[i] = (int64_t)before;
+            b->cnt[i] = (int32_t)n;
+        } else {
+            int r = st_pool_text_poll(&k->pool, pt->ids.data, n, b->out + (size_t)i * (size_t)dim, scratch, b->intr);
+            if (r == 2) break;
+            if (r && pt->overflow < 0) pt->overflow = i;
+            pt->tokens += n;
+            b->status[i] = ST_DONE;
+        }
+    }
+    free(scratch);
+}
+
+/* The words the threads tokenized (parts in order), into the shared word table: -1 on out of memory. */
+static int keep_new_words(KernelObject *k, st_part *parts, int n_parts) {
+    for (int p = 0; p < n_parts; p++)
+        if (st_wordtable_take(k->words, &parts[p].pipe.fresh) < 0) return -1;
+    return 0;
+}
 
 static void phase_a(void *ctx, int part, int n_parts) {
     st_batch *b = (st_batch *)ctx;
@@ -81,10 +157,10 @@ static void phase_b(void *ctx, int part, int n_parts) {
         }
     }
     st_ibuf final = {0};
-    pt->overflow = -1;
     for (Py_ssize_t i = b->bounds[part]; i < b->bounds[part + 1]; i++) {
         const int32_t *ids;
         Py_ssize_t n;
+        if (b->status[i] == ST_DONE) continue; /* pooled in phase N */
         if (b->status[i] == ST_OK) {
             ids = pt->ids.data + b->off[i];
             n = b->cnt[i];
@@ -120,8 +196,9 @@ static void phase_b(void *ctx, int part, int n_parts) {
             if (n) memcpy(final.data + final.len, ids, (size_t)n * sizeof(int32_t));
             final.len += (size_t)n;
         } else {
-            if (st_pool_text(&k->pool, ids, n, b->out + (size_t)i * (size_t)dim, scratch) && pt->overflow < 0)
-                pt->overflow = i;
+            int r = st_pool_text_poll(&k->pool, ids, n, b->out + (size_t)i * (size_t)dim, scratch, b->intr);
+            if (r == 2) break;
+            if (r && pt->overflow < 0) pt->overflow = i;
             pt->tokens += n;
         }
     }
@@ -142,18 +219,35 @@ int st_check_ids(const int32_t *ids, int64_t n, int64_t limit) {
     return 0;
 }
 
-/* Missing keys: resolve them in Python once, insert into the shared table and the call's overlay. */
-static st_gen *resolve_misses(KernelObject *k, st_part *parts, int n_parts) {
+/* A word table's capacity for n entries (at least 16), or 0 with a MemoryError past what one can index. */
+static uint32_t gen_capacity(size_t n) {
+    if (n > (size_t)(UINT32_MAX / 4)) {
+        PyErr_Format(PyExc_MemoryError, "staticst kernel: %zu distinct new words in one call is past the word table's size", n);
+        return 0;
+    }
+    return (uint32_t)(n < 16 ? 16 : n);
+}
+
+/* Missing keys: resolve them in Python once, insert into the shared table and the call's overlay (*out; NULL
+ * when nothing was missing). 0, or -1 with an exception set. */
+static int resolve_misses(KernelObject *k, st_part *parts, int n_parts, st_gen **out) {
+    *out = NULL;
     size_t total = 0;
     for (int p = 0; p < n_parts; p++) total += parts[p].scratch.misses.len;
-    if (!total) return NULL;
-    st_gen *seen = st_gen_new((uint32_t)(total < 16 ? 16 : total));
+    if (!total) return 0;
+    if (!k->resolve) {
+        PyErr_SetString(PyExc_RuntimeError, "staticst kernel: this kernel was cleared by the garbage collector");
+        return -1;
+    }
+    uint32_t capacity = gen_capacity(total);
+    if (!capacity) return -1;
+    st_gen *seen = st_gen_new(capacity);
     PyObject *keys = PyList_New(0);
     if (!seen || !keys) {
         st_gen_decref(seen);
         Py_XDECREF(keys);
         PyErr_NoMemory();
-        return (st_gen *)-1;
+        return -1;
     }
     for (int p = 0; p < n_parts; p++) {
         st_scratch *s = &parts[p].scratch;
@@ -167,14 +261,14 @@ static st_gen *resolve_misses(KernelObject *k, st_part *parts, int n_parts) {
                 PyErr_NoMemory();
                 Py_DECREF(keys);
                 st_gen_decref(seen);
-                return (st_gen *)-1;
+                return -1;
             }
             PyObject *str = PyUnicode_DecodeUTF8(key, (Py_ssize_t)len, "strict");
             if (!str || PyList_Append(keys, str) < 0) {
                 Py_XDECREF(str);
                 Py_DECREF(keys);
                 st_gen_decref(seen);
-                return (st_gen *)-1;
+                return -1;
             }
             Py_DECREF(str);
         }
@@ -184,19 +278,19 @@ static st_gen *resolve_misses(KernelObject *k, st_part *parts, int n_parts) {
     PyObject *result = PyObject_CallOneArg(k->resolve, keys);
     if (!result) {
         Py_DECREF(keys);
-        return (st_gen *)-1;
+        return -1;
     }
     PyObject *fast = PySequence_Fast(result, "resolve must return a sequence of id sequences");
     Py_DECREF(result);
     if (!fast) {
         Py_DECREF(keys);
-        return (st_gen *)-1;
+        return -1;
     }
     if (PySequence_Fast_GET_SIZE(fast) != n_keys) {
         PyErr_SetString(PyExc_ValueError, "resolve returned a different number of entries than keys");
         goto fail;
     }
-    st_gen *overlay = st_gen_new((uint32_t)(n_keys < 16 ? 16 : n_keys));
+    st_gen *overlay = st_gen_new(capacity); /* n_keys <= total */
     if (!overlay) {
         PyErr_NoMemory();
         goto fail;
@@ -249,14 +343,15 @@ static st_gen *resolve_misses(KernelObject *k, st_part *parts, int n_parts) {
     free(tmp.data);
     Py_DECREF(fast);
     Py_DECREF(keys);
-    return overlay;
+    *out = overlay;
+    return 0;
 fail_overlay:
     free(tmp.data);
     st_gen_decref(overlay);
 fail:
     Py_DECREF(fast);
     Py_DECREF(keys);
-    return (st_gen *)-1;
+    return -1;
 }
 
 typedef struct {
@@ -289,6 +384,11 @@ static int run_fallback(KernelObject *k, PyObject *const *objs, const uint8_t *s
         } else {
             fb->slot[i] = -1;
         }
+    }
+    if (!k->fallback) {
+        Py_DECREF(list);
+        PyErr_SetString(PyExc_RuntimeError, "staticst kernel: this kernel was cleared by the garbage collector");
+        return -1;
     }
     PyObject *res = PyObject_CallOneArg(k->fallback, list);
     Py_DECREF(list);
@@ -358,48 +458,42 @@ static int split_parts(const st_text *texts, Py_ssize_t n, int want, Py_ssize_t 
     return parts;
 }
 
-/* Read the texts of a list: pointers to their (ASCII) data, with a reference held on each. */
-static PyObject **read_texts(PyObject *seq, Py_ssize_t *n_out, st_text **texts_out) {
-    PyObject *fast = PySequence_Fast(seq, "texts must be a list of str");
-    if (!fast) return NULL;
-    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
-    PyObject **objs = malloc(sizeof(PyObject *) * (size_t)(n ? n : 1));
-    st_text *texts = malloc(sizeof(st_text) * (size_t)(n ? n : 1));
-    if (!objs || !texts) {
-        free(objs);
-        free(texts);
-        Py_DECREF(fast);
-        PyErr_NoMemory();
-        return NULL;
+/* Read texts [lo, ...) of a list, up to a chunk's worth: a pointer to each one's data (ASCII, or the UTF-8 the
+ * str caches), with a reference held on each (other Python threads may change the list meanwhile). Returns
+ * the end of the chunk, or -1 with an exception set (and no reference held). */
+static Py_ssize_t read_chunk(PyObject *fast, Py_ssize_t lo, Py_ssize_t n, Py_ssize_t max_texts, Py_ssize_t max_bytes,
+                             PyObject **objs, st_text *texts) {
+    if (PySequence_Fast_GET_SIZE(fast) != n) {
+        PyErr_Format(PyExc_RuntimeError, "the list of texts changed size during the call (%zd, now %zd items)", n,
+                     PySequence_Fast_GET_SIZE(fast));
+        return -1;
     }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *o = PySequence_Fast_GET_ITEM(fast, i);
+    Py_ssize_t hi = lo, bytes = 0;
+    while (hi < n && hi - lo < max_texts && (bytes < max_bytes || hi == lo)) {
+        PyObject *o = PySequence_Fast_GET_ITEM(fast, hi);
         if (!PyUnicode_Check(o)) {
-            PyErr_Format(PyExc_TypeError, "texts must all be str; item %zd is %.100s", i, Py_TYPE(o)->tp_name);
-            for (Py_ssize_t j = 0; j < i; j++) Py_DECREF(objs[j]);
-            free(objs);
-            free(texts);
-            Py_DECREF(fast);
-            return NULL;
+            PyErr_Format(PyExc_TypeError, "texts must all be str; item %zd is %.100s", hi, Py_TYPE(o)->tp_name);
+            for (Py_ssize_t j = 0; j < hi - lo; j++) Py_DECREF(objs[j]);
+            return -1;
         }
         Py_INCREF(o);
-        objs[i] = o;
+        st_text *t = &texts[hi - lo];
+        objs[hi - lo] = o;
         if (PyUnicode_IS_ASCII(o)) {
-            texts[i].data = (const char *)PyUnicode_1BYTE_DATA(o);
-            texts[i].len = PyUnicode_GET_LENGTH(o);
-            texts[i].ascii = 1;
+            t->data = (const char *)PyUnicode_1BYTE_DATA(o);
+            t->len = PyUnicode_GET_LENGTH(o);
+            t->ascii = 1;
         } else { /* UTF-8 (cached in the str); NULL for text that is not valid Unicode: the fallback names it */
             Py_ssize_t size = 0;
-            texts[i].data = PyUnicode_AsUTF8AndSize(o, &size);
-            if (!texts[i].data) PyErr_Clear();
-            texts[i].len = size;
-            texts[i].ascii = 0;
+            t->data = PyUnicode_AsUTF8AndSize(o, &size);
+            if (!t->data) PyErr_Clear();
+            t->len = size;
+            t->ascii = 0;
         }
+        bytes += t->len;
+        hi++;
     }
-    Py_DECREF(fast);
-    *n_out = n;
-    *texts_out = texts;
-    return objs;
+    return hi;
 }
 
 /* Texts per chunk of a batch, and text bytes per chunk: the memory a call holds at once is bounded by a
@@ -428,38 +522,64 @@ static int run_chunk(KernelObject *k, PyObject *const *objs, const st_text *text
         goto done;
     }
     n_parts = split_parts(texts, n, want, k->parallel_min_bytes, bounds);
+    for (int p = 0; p < n_parts; p++) parts[p].overflow = parts[p].bad_text = -1;
+    st_interrupt intr;
     st_batch b = {.k = k, .texts = texts, .n = n, .bounds = bounds, .parts = parts, .status = status,
                   .off = off, .cnt = cnt, .gen = gen, .out = out, .collect_ids = ids_acc != NULL,
                   .final_cnt = final_cnt};
     Py_ssize_t bytes = 0;
     for (Py_ssize_t i = 0; i < n; i++) bytes += texts[i].len;
     int release = bytes >= 4096 || n_parts > 1;
+    st_task_fn first = k->pipe ? phase_n : phase_a;
     if (release) {
-        Py_BEGIN_ALLOW_THREADS st_run_parallel(phase_a, &b, n_parts, k->threads);
-        Py_END_ALLOW_THREADS
+        b.intr = &intr;
+        st_interrupt_begin(&intr);
+        st_run_parallel(first, &b, n_parts, k->threads, &intr);
+        st_interrupt_end(&intr);
+        b.intr = NULL;
+        if (atomic_load(&intr.stop)) goto done; /* a signal handler raised: its exception is set */
     } else {
-        phase_a(&b, 0, 1);
+        first(&b, 0, 1);
     }
     for (int p = 0; p < n_parts; p++)
         if (parts[p].nomem) {
             PyErr_NoMemory();
             goto done;
         }
-    overlay = resolve_misses(k, parts, n_parts);
-    if (overlay == (st_gen *)-1) {
-        overlay = NULL;
-        goto done;
+    int need_b = 1;
+    if (k->pipe) {
+        for (int p = 0; p < n_parts; p++)
+            if (parts[p].bad_text >= 0) {
+                PyErr_Format(PyExc_ValueError,
+                             "the tokenizer produced token id %d for input %zd, but the table has ids 0..%lld only: "
+                             "the tokenizer and the table belong to different models",
+                             (int)parts[p].pipe.bad_id, parts[p].bad_text + base, (long long)(k->plan.n_valid_ids - 1));
+                goto done;
+            }
+        if (keep_new_words(k, parts, n_parts) < 0) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        need_b = ids_acc != NULL;
+        for (Py_ssize_t i = 0; i < n && !need_b; i++) need_b = status[i] == ST_HF;
+    } else {
+        if (resolve_misses(k, parts, n_parts, &overlay) < 0) goto done;
+        b.overlay = overlay;
     }
-    b.overlay = overlay;
     if (run_fallback(k, objs, status, n, base, &fb) < 0) goto done;
     if (fb.ids) {
         b.hf_ids = PyArray_DATA((PyArrayObject *)fb.ids);
         b.hf_offsets = PyArray_DATA((PyArrayObject *)fb.offsets);
         b.hf_slot = fb.slot;
     }
-    if (release) {
-        Py_BEGIN_ALLOW_THREADS st_run_parallel(phase_b, &b, n_parts, k->threads);
-        Py_END_ALLOW_THREADS
+    if (!need_b) {
+    } else if (release) {
+        b.intr = &intr;
+        st_interrupt_begin(&intr);
+        st_run_parallel(phase_b, &b, n_parts, k->threads, &intr);
+        st_interrupt_end(&intr);
+        b.intr = NULL;
+        if (atomic_load(&intr.stop)) goto done;
     } else {
         phase_b(&b, 0, 1);
     }
@@ -498,6 +618,7 @@ done:
             st_ibuf_free(&parts[p].ids);
             st_ibuf_free(&parts[p].work);
             st_scratch_free(&parts[p].scratch);
+            st_pipe_scratch_free(&parts[p].pipe);
         }
     free(parts);
     free(bounds);
@@ -515,25 +636,28 @@ done:
 /* The whole batch, chunk by chunk: out (n x dim float32) when pooling, else the ids via ids_out / offsets_out. */
 int st_run_batch(KernelObject *k, PyObject *seq, float *out, PyObject **ids_out, PyObject **offsets_out,
                  int64_t *tokens) {
-    Py_ssize_t n;
-    st_text *texts;
-    PyObject **objs = read_texts(seq, &n, &texts);
-    if (!objs) return -1;
+    /* texts are read (and referenced) chunk by chunk: a stopped call releases one chunk, not the batch */
+    PyObject *fast = PySequence_Fast(seq, "texts must be a list of str");
+    if (!fast) return -1;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+    Py_ssize_t cap = n < ST_CHUNK_TEXTS ? (n ? n : 1) : ST_CHUNK_TEXTS;
     int rc = -1;
     st_ibuf ids_acc = {0};
+    PyObject **objs = malloc(sizeof(PyObject *) * (size_t)cap);
+    st_text *texts = malloc(sizeof(st_text) * (size_t)cap);
     int32_t *final_cnt = ids_out ? malloc(sizeof(int32_t) * (size_t)(n ? n : 1)) : NULL;
-    if (ids_out && !final_cnt) {
+    if (!objs || !texts || (ids_out && !final_cnt)) {
         PyErr_NoMemory();
         goto done;
     }
-    for (Py_ssize_t lo = 0; lo < n || (lo == 0 && n == 0);) {
-        Py_ssize_t hi = lo, bytes = 0;
-        while (hi < n && hi - lo < ST_CHUNK_TEXTS && (bytes < ST_CHUNK_BYTES || hi == lo)) bytes += texts[hi++].len;
-        if (n &&
-            run_chunk(k, objs + lo, texts + lo, hi - lo, lo, out ? out + (size_t)lo * (size_t)k->pool.dim : NULL,
-                      ids_out ? &ids_acc : NULL, ids_out ? final_cnt + lo : NULL, tokens) < 0)
-            goto done;
-        if (n == 0) break;
+    for (Py_ssize_t lo = 0; lo < n;) {
+        if (lo && PyErr_CheckSignals() < 0) goto done; /* Ctrl-C between chunks */
+        Py_ssize_t hi = read_chunk(fast, lo, n, cap, ST_CHUNK_BYTES, objs, texts);
+        if (hi < 0) goto done;
+        int r = run_chunk(k, objs, texts, hi - lo, lo, out ? out + (size_t)lo * (size_t)k->pool.dim : NULL,
+                          ids_out ? &ids_acc : NULL, ids_out ? final_cnt + lo : NULL, tokens);
+        for (Py_ssize_t j = 0; j < hi - lo; j++) Py_DECREF(objs[j]);
+        if (r < 0) goto done;
         lo = hi;
     }
     if (ids_out) {
@@ -555,7 +679,7 @@ int st_run_batch(KernelObject *k, PyObject *seq, float *out, PyObject **ids_out,
     }
     rc = 0;
 done:
-    for (Py_ssize_t i = 0; i < n; i++) Py_DECREF(objs[i]);
+    Py_DECREF(fast);
     free(objs);
     free(texts);
     st_ibuf_free(&ids_acc);

@@ -4,6 +4,7 @@
  * Files:
  *   kernel.h       shared declarations
  *   wordtable.c    the bounded word -> token-ids hash table (lock-free reads, one writer under the GIL)
+ *   buf.c          the growable id / byte buffers (st_ibuf, st_cbuf) every tokenizer part writes into
  *   tokenize.c     normalise + split ASCII text by the plan's pre-tokenizer family, look words up
  *   pool.c         per-text segment sums and each reference family's finish, bit-identical to numpy
  *   threads.c      splitting a batch over native threads (texts are never split across threads)
@@ -20,6 +21,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -116,6 +118,8 @@ typedef struct {
 /* ------------------------------------------------------------------ pooling */
 
 enum st_dtype { ST_F32 = 0, ST_F16 = 1, ST_F64 = 2, ST_I8 = 3 };
+/* Each reference family's pooling arithmetic (pooling.ARITHMETICS; st_pool_text) */
+enum st_arithmetic { ST_ARITH_MODEL2VEC = 0, ST_ARITH_ST = 1 };
 
 typedef struct {
     const void *table;
@@ -125,7 +129,7 @@ typedef struct {
     const void *weights;      /* or NULL */
     int weights_dtype;        /* ST_F32 or ST_F64 */
     int acc64;                /* accumulate in double */
-    int arithmetic;           /* 0: model2vec, 1: sentence-transformers */
+    int arithmetic;           /* enum st_arithmetic */
     int normalize;
     int weight_sum;           /* denominator: 0 count, 1 sum of weights */
 } st_pool;
@@ -133,6 +137,7 @@ typedef struct {
 /* Pool ids[0:n] into out[0:dim]; scratch: at least 2 * dim doubles. Returns 0, or 1 when the text's sum,
  * mean or norm overflowed to Inf / NaN (the caller raises: a wrong vector is never returned). */
 int st_pool_text(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out, double *scratch);
+
 void st_pool_init(void);
 float st_f16_to_f32(uint16_t h);
 uint16_t st_f32_to_f16(float f);
@@ -168,11 +173,13 @@ typedef struct {
     size_t len, cap;
 } st_spans;
 
-int st_ibuf_reserve(st_ibuf *b, size_t extra);
+int st_ibuf_reserve(st_ibuf *b, size_t extra); /* buf.c */
 int st_cbuf_reserve(st_cbuf *b, size_t extra);
 int st_spans_push(st_spans *s, uint32_t off, uint32_t len);
 
-enum st_status { ST_OK = 0, ST_MISS = 1, ST_HF = 2, ST_NOMEM = 3 };
+/* ST_STOP: a signal handler raised (Ctrl-C): the call stops at the next check. ST_DONE (batch.c): a text's
+ * vector is written already. */
+enum st_status { ST_OK = 0, ST_MISS = 1, ST_HF = 2, ST_NOMEM = 3, ST_STOP = 4, ST_DONE = 5 };
 
 typedef struct {
     st_cbuf norm;      /* the normalised text */
@@ -185,15 +192,38 @@ typedef struct {
  * scratch->misses when collect is set. */
 int st_tokenize_text(const st_plan *plan, const st_gen *gen, const st_gen *overlay, const char *text,
                      Py_ssize_t len, int is_ascii, st_ibuf *out, st_scratch *scratch, int collect);
+/* The byte length of text[0:len] after the plan's character cut (char_limit characters). */
+Py_ssize_t st_cut_bytes(const st_plan *plan, const char *text, Py_ssize_t len, int ascii);
 /* Apply truncation and unknown-token removal to ids[0:n] in place; returns the new length. */
 Py_ssize_t st_apply_rules(const st_plan *plan, int32_t *ids, Py_ssize_t n);
 void st_scratch_free(st_scratch *s);
 
 /* ------------------------------------------------------------------ threads */
 
+/* Ctrl-C during a long native call: the calling thread (it released the GIL into `ts`) takes the GIL back
+ * briefly every ST_POLL_MS to run pending signal handlers; when one raises, `stop` is set and every thread
+ * stops at its next check (parts and long texts check it), and the caller returns with the exception. */
+#define ST_POLL_MS 20
+typedef struct st_interrupt_s {
+    PyThreadState *ts;
+    pthread_t caller;      /* the calling thread */
+    atomic_int stop;
+    int64_t next_ns;       /* caller only: when it checks next */
+} st_interrupt;
+
+/* Release the GIL into it (the calling thread), and take it back. */
+void st_interrupt_begin(st_interrupt *it);
+void st_interrupt_end(st_interrupt *it);
+/* 1 when the call must stop. Cheap: the calling thread looks at the clock, the others at the flag. */
+int st_interrupt_poll(st_interrupt *it);
+
 typedef void (*st_task_fn)(void *ctx, int part, int n_parts);
 /* Run fn(ctx, part, n_parts) for every part in [0, n_parts), on up to n_threads threads (the caller and
- * the persistent pool's workers), each part exactly once. Returns 0. */
-int st_run_parallel(st_task_fn fn, void *ctx, int n_parts, int n_threads);
+ * the persistent pool's workers), each part exactly once (parts are skipped once `it` says stop; it may be
+ * NULL). A caller that waits for the workers keeps polling `it`. Returns 0. */
+int st_run_parallel(st_task_fn fn, void *ctx, int n_parts, int n_threads, st_interrupt *it);
+
+/* st_pool_text, looking for Ctrl-C between segments of a long text (it may be NULL): 2 when told to stop. */
+int st_pool_text_poll(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out, double *scratch, st_interrupt *it);
 
 #endif

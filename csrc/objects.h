@@ -9,6 +9,7 @@
 #define STATICST_OBJECTS_H
 
 #include "kernel.h"
+#include "pipeline.h"
 
 /* numpy's C API is one table for the whole extension: import_array() in PyInit__kernel fills it (module.c
  * defines ST_NUMPY_INIT), every other file uses it by this name. */
@@ -33,6 +34,21 @@ extern PyTypeObject WordTableType;
 /* Insert a word into the table's current generation (a full one grows or is replaced): 0, also for a word
  * too long to cache; -1 on out of memory. */
 int st_wordtable_insert(WordTableObject *wt, const st_key *key, const int32_t *ids, size_t n);
+/* Insert every word of an overlay (in insertion order), then free it and set *fresh to NULL: 0 or -1. */
+int st_wordtable_take(WordTableObject *wt, st_gen **fresh);
+
+/* ------------------------------------------------------------------ Pipeline (pipeline.c) */
+
+typedef struct {
+    PyObject_HEAD
+    st_pipe pipe;
+    PyObject *model_obj, *normalizer_obj; /* what pipe.model / pipe.normalizer point into */
+    st_pipe_scratch scratch;              /* for the Python methods (they hold the GIL) */
+} PipelineObject;
+
+extern PyTypeObject PipelineType;
+/* The st_pipe of a Pipeline (borrowed; NULL with a TypeError if not one). */
+const st_pipe *st_pipe_from_object(PyObject *obj);
 
 /* ------------------------------------------------------------------ Kernel (kernel_type.c) */
 
@@ -43,6 +59,9 @@ typedef struct {
     PyObject *table, *mapping, *weights; /* the arrays the pointers in `pool` point into */
     WordTableObject *words;
     PyObject *resolve, *fallback;
+    PyObject *pipeline;   /* the native pipeline (a Pipeline), or NULL: the word-cache plan */
+    const st_pipe *pipe;
+    st_pipe_scratch one;  /* embed_one's scratch (it holds the GIL throughout) */
     int threads;
     Py_ssize_t parallel_min_bytes;
 } KernelObject;

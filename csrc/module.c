@@ -6,9 +6,13 @@
 #define ST_NUMPY_INIT /* this file's import_array() fills the numpy API table the other files use */
 #include "kernel.h"
 #include "objects.h"
+#include "tokenizer.h"
 
 #include <stdlib.h>
 #include <sys/mman.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 /* ================================================================== WordTable */
 
@@ -68,6 +72,21 @@ int st_wordtable_insert(WordTableObject *wt, const st_key *key, const int32_t *i
     st_gen_decref(old);
     r = st_gen_insert(wt->current, key, ids, n);
     return r < 0 ? -1 : 0;
+}
+
+int st_wordtable_take(WordTableObject *wt, st_gen **fresh) {
+    st_gen *g = *fresh;
+    if (!g) return 0;
+    int rc = 0;
+    for (uint32_t i = 0; i < g->n_entries && rc == 0; i++) {
+        const st_entry *e = &g->entries[i];
+        st_key key;
+        st_key_make(&key, st_entry_key(g, e), e->key_len);
+        rc = st_wordtable_insert(wt, &key, st_entry_ids(g, e), e->n_ids);
+    }
+    st_gen_decref(g);
+    *fresh = NULL;
+    return rc;
 }
 
 static Py_ssize_t wordtable_len(WordTableObject *self) { return self->current ? self->current->n_entries : 0; }
@@ -196,7 +215,56 @@ static PyObject *pairwise_sum(PyObject *module, PyObject *arg) {
     return PyFloat_FromDouble((double)r);
 }
 
+/* Give the C heap's free pages back to the system (glibc's malloc_trim): after a large object is freed (a
+ * released Hugging Face tokenizer: ~300 MB of small Rust allocations), glibc keeps its pages otherwise. */
+static PyObject *trim_heap(PyObject *module, PyObject *noargs) {
+    (void)module;
+    (void)noargs;
+#if defined(__GLIBC__)
+    int released;
+    Py_BEGIN_ALLOW_THREADS;
+    released = malloc_trim(0);
+    Py_END_ALLOW_THREADS;
+    return PyBool_FromLong(released);
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
+/* The codes Kernel(...) takes, by name (kernel.py reads them here: nothing is copied by hand). */
+static int add_dict(PyObject *m, const char *name, const char *const *keys, const long *values, size_t n) {
+    PyObject *d = PyDict_New();
+    if (!d) return -1;
+    for (size_t i = 0; i < n; i++) {
+        PyObject *v = PyLong_FromLong(values[i]);
+        if (!v || PyDict_SetItemString(d, keys[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return -1;
+        }
+        Py_DECREF(v);
+    }
+    if (PyModule_AddObject(m, name, d) < 0) {
+        Py_DECREF(d);
+        return -1;
+    }
+    return 0;
+}
+
+static int add_constants(PyObject *m) {
+    static const char *const modes[] = {"whitespace", "bert", "words", "metaspace", "llama", "none"};
+    static const long mode_codes[] = {ST_MODE_WHITESPACE, ST_MODE_BERT,  ST_MODE_WORDS,
+                                      ST_MODE_METASPACE,  ST_MODE_LLAMA, ST_MODE_NONE};
+    static const char *const arithmetics[] = {"model2vec", "sentence-transformers"};
+    static const long arithmetic_codes[] = {ST_ARITH_MODEL2VEC, ST_ARITH_ST};
+    if (add_dict(m, "MODES", modes, mode_codes, sizeof mode_codes / sizeof *mode_codes) < 0 ||
+        add_dict(m, "ARITHMETICS", arithmetics, arithmetic_codes, sizeof arithmetic_codes / sizeof *arithmetic_codes) < 0)
+        return -1;
+    return PyModule_AddIntConstant(m, "MAX_NORM", ST_MAX_NORM);
+}
+
 static PyMethodDef module_methods[] = {
+    {"trim_heap", trim_heap, METH_NOARGS, "trim_heap() -> whether free heap pages went back to the system (glibc)."},
     {"empty_rows", empty_rows, METH_VARARGS, "empty_rows(n, dim) -> uninitialised (n, dim) float32 array."},
     {"_f32_to_f16", f32_to_f16, METH_O, "float32 values -> float16 bit patterns (round to nearest even)."},
     {"_pairwise_sum", pairwise_sum, METH_O, "numpy's pairwise float32 sum of a 1-D array."},
@@ -215,11 +283,31 @@ PyMODINIT_FUNC PyInit__kernel(void) {
     if (!m) return NULL;
     Py_INCREF(&WordTableType);
     Py_INCREF(&KernelType);
+    if (PyType_Ready(&TokenModelType) < 0) return NULL;
+    Py_INCREF(&TokenModelType);
+    if (PyModule_AddObject(m, "TokenModel", (PyObject *)&TokenModelType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (PyType_Ready(&PipelineType) < 0) return NULL;
+    Py_INCREF(&PipelineType);
+    if (PyModule_AddObject(m, "Pipeline", (PyObject *)&PipelineType) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
     if (PyModule_AddObject(m, "WordTable", (PyObject *)&WordTableType) < 0 ||
         PyModule_AddObject(m, "Kernel", (PyObject *)&KernelType) < 0) {
         Py_DECREF(m);
         return NULL;
     }
     PyModule_AddIntConstant(m, "MAX_KEY", ST_MAX_KEY);
+    if (add_constants(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (st_normalizer_register(m) < 0) { /* the native normalisers (normalizer_type.c) */
+        Py_DECREF(m);
+        return NULL;
+    }
     return m;
 }

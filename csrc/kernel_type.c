@@ -15,7 +15,28 @@ static void free_plan(st_plan *plan) {
     plan->n_raw = plan->n_norm = 0;
 }
 
+/* Garbage-collector support: the kernel holds Python callables (resolve, fallback: closures over the
+ * tokenizer) that could hold the kernel's owner in turn. */
+static int kernel_traverse(KernelObject *self, visitproc visit, void *arg) {
+    Py_VISIT(self->table);
+    Py_VISIT(self->mapping);
+    Py_VISIT(self->weights);
+    Py_VISIT((PyObject *)self->words);
+    Py_VISIT(self->resolve);
+    Py_VISIT(self->fallback);
+    Py_VISIT(self->pipeline);
+    return 0;
+}
+
+/* Breaks a cycle through the callables (a cleared kernel refuses to run: batch.c checks them). */
+static int kernel_clear(KernelObject *self) {
+    Py_CLEAR(self->resolve);
+    Py_CLEAR(self->fallback);
+    return 0;
+}
+
 static void kernel_dealloc(KernelObject *self) {
+    PyObject_GC_UnTrack(self);
     free_plan(&self->plan);
     Py_XDECREF(self->table);
     Py_XDECREF(self->mapping);
@@ -23,6 +44,8 @@ static void kernel_dealloc(KernelObject *self) {
     Py_XDECREF((PyObject *)self->words);
     Py_XDECREF(self->resolve);
     Py_XDECREF(self->fallback);
+    Py_XDECREF(self->pipeline);
+    st_pipe_scratch_free(&self->one);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -77,17 +100,27 @@ static int kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
     static char *kwlist[] = {"words",        "table",       "mapping",    "weights",   "mode",         "prepend_space",
                              "norm_table",   "raw",         "normalized", "char_limit", "max_length",  "truncate_left",
                              "unk_id",       "drop_unknown", "arithmetic", "normalize", "weight_sum",  "resolve",
-                             "fallback",     "threads",     "boundary",   NULL};
+                             "fallback",     "threads",     "boundary",   "pipeline",  NULL};
     PyObject *words, *table, *mapping, *weights, *norm_table, *raw, *normalized, *resolve, *fallback;
     int mode, prepend_space, truncate_left, drop_unknown, arithmetic, normalize, weight_sum, threads;
     Py_ssize_t char_limit, max_length, unk_id;
     const char *boundary = NULL;
     Py_ssize_t n_boundary = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOipOOOnnpnpiipOOi|z#", kwlist, &WordTableType, &words, &table,
+    PyObject *pipeline = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOipOOOnnpnpiipOOi|z#O", kwlist, &WordTableType, &words, &table,
                                      &mapping, &weights, &mode, &prepend_space, &norm_table, &raw, &normalized,
                                      &char_limit, &max_length, &truncate_left, &unk_id, &drop_unknown, &arithmetic,
-                                     &normalize, &weight_sum, &resolve, &fallback, &threads, &boundary, &n_boundary))
+                                     &normalize, &weight_sum, &resolve, &fallback, &threads, &boundary, &n_boundary,
+                                     &pipeline))
         return -1;
+    if (pipeline != Py_None) {
+        const st_pipe *pipe = st_pipe_from_object(pipeline);
+        if (!pipe) return -1;
+        if (!pipe->model) {
+            PyErr_SetString(PyExc_ValueError, "the kernel's pipeline needs its model");
+            return -1;
+        }
+    }
     if (self->table) {
         PyErr_SetString(PyExc_RuntimeError, "a Kernel is initialised once");
         return -1;
@@ -96,7 +129,7 @@ static int kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
         PyErr_Format(PyExc_ValueError, "unknown mode %d", mode);
         return -1;
     }
-    if (arithmetic != 0 && arithmetic != 1) {
+    if (arithmetic != ST_ARITH_MODEL2VEC && arithmetic != ST_ARITH_ST) {
         PyErr_Format(PyExc_ValueError, "arithmetic must be 0 (model2vec) or 1 (sentence-transformers), got %d",
                      arithmetic);
         return -1;
@@ -165,7 +198,7 @@ static int kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
         p->acc64 = dtype == ST_F64 || wdtype == ST_F64;
     else
         p->acc64 = dtype == ST_F64 || dtype == ST_I8;
-    if (arithmetic == 0 && dtype == ST_F16 && p->acc64) {
+    if (arithmetic == ST_ARITH_MODEL2VEC && dtype == ST_F16 && p->acc64) {
         PyErr_SetString(PyExc_ValueError, "a float16 table with float64 weights is pooled by the numpy path");
         return -1;
     }
@@ -236,6 +269,11 @@ static int kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
     self->resolve = resolve;
     Py_INCREF(fallback);
     self->fallback = fallback;
+    if (pipeline != Py_None) {
+        Py_INCREF(pipeline);
+        self->pipeline = pipeline;
+        self->pipe = st_pipe_from_object(pipeline);
+    }
     self->threads = threads;
     self->parallel_min_bytes = 1 << 14; /* about 230 sentences: below that a part is not worth a hand-off */
     return 0;
@@ -269,6 +307,9 @@ static PyObject *kernel_tokenize(KernelObject *self, PyObject *texts) {
     return res;
 }
 
+/* embed_one tokenizes a text up to this long on the calling thread, holding the GIL. */
+#define ST_ONE_MAX_BYTES (1 << 16)
+
 static PyObject *kernel_embed_one(KernelObject *self, PyObject *text) {
     if (!PyUnicode_Check(text)) {
         PyErr_Format(PyExc_TypeError, "text must be a str, got %.100s", Py_TYPE(text)->tp_name);
@@ -299,7 +340,21 @@ static PyObject *kernel_embed_one(KernelObject *self, PyObject *text) {
         PyErr_NoMemory();
         goto fail;
     }
-    s = st_tokenize_text(&self->plan, gen, NULL, data, len, ascii, &buf, &scratch, 0);
+    if (self->pipe) {
+        /* the native pipeline, on this thread with the GIL held: a long text takes the batch path instead
+         * (released GIL, Ctrl-C answered) */
+        s = ST_HF;
+        if (data && len <= ST_ONE_MAX_BYTES) {
+            st_pipe_scratch *ps = &self->one;
+            ps->intr = NULL;
+            ps->id_limit = self->plan.n_valid_ids;
+            s = st_pipe_text(self->pipe, gen, data, (size_t)st_cut_bytes(&self->plan, data, len, ascii), ascii, &buf, ps);
+            if (s == ST_OK) buf.len = (size_t)st_apply_rules(&self->plan, buf.data, (Py_ssize_t)buf.len);
+            if (ps->fresh && st_wordtable_take(self->words, &ps->fresh) < 0) s = ST_NOMEM;
+        }
+    } else {
+        s = st_tokenize_text(&self->plan, gen, NULL, data, len, ascii, &buf, &scratch, 0);
+    }
     if (s == ST_NOMEM) {
         PyErr_NoMemory();
         goto fail;
@@ -425,9 +480,11 @@ PyTypeObject KernelType = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "staticst._kernel.Kernel",
     .tp_doc = PyDoc_STR("The compiled text -> vector path of one engine (see staticst.kernel)."),
     .tp_basicsize = sizeof(KernelObject),
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
     .tp_new = PyType_GenericNew,
     .tp_init = (initproc)kernel_init,
+    .tp_traverse = (traverseproc)kernel_traverse,
+    .tp_clear = (inquiry)kernel_clear,
     .tp_dealloc = (destructor)kernel_dealloc,
     .tp_methods = kernel_methods,
     .tp_getset = kernel_getset,

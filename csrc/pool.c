@@ -26,6 +26,9 @@
 #define ST_X86_DISPATCH 0
 #endif
 
+/* Eight floats as one GCC vector: element-wise operations, the same IEEE result per lane as scalar code. */
+typedef float st_v8 __attribute__((vector_size(32)));
+
 float st_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu;
@@ -98,12 +101,15 @@ float st_pairwise_f32(const float *a, Py_ssize_t n) {
         for (Py_ssize_t i = 0; i < n; i++) res += a[i];
         return res;
     }
-    if (n <= 128) {
-        float r[8];
-        for (int j = 0; j < 8; j++) r[j] = a[j];
+    if (n <= 128) { /* numpy's 8 accumulators: lane j sums a[j], a[j + 8], ... in order (one vector add per 8) */
+        st_v8 r;
+        memcpy(&r, a, sizeof r);
         Py_ssize_t i;
-        for (i = 8; i < n - (n % 8); i += 8)
-            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        for (i = 8; i < n - (n % 8); i += 8) {
+            st_v8 v;
+            memcpy(&v, a + i, sizeof v);
+            r += v;
+        }
         float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
         for (; i < n; i++) res += a[i];
         return res;
@@ -111,6 +117,34 @@ float st_pairwise_f32(const float *a, Py_ssize_t n) {
     Py_ssize_t n2 = n / 2;
     n2 -= n2 % 8;
     return st_pairwise_f32(a, n2) + st_pairwise_f32(a + n2, n - n2);
+}
+
+/* st_pairwise_f32 of the squares x[i] * x[i], without writing them out: the same products, added in the same
+ * order (numpy's np.sum(x * x) on a float32 row). */
+static float pairwise_sq_f32(const float *x, Py_ssize_t n) {
+    if (n < 8) {
+        float res = 0.0f;
+        for (Py_ssize_t i = 0; i < n; i++) res += x[i] * x[i];
+        return res;
+    }
+    if (n <= 128) {
+        st_v8 r;
+        memcpy(&r, x, sizeof r);
+        r = r * r;
+        Py_ssize_t i;
+        for (i = 8; i < n - (n % 8); i += 8) {
+            st_v8 v;
+            memcpy(&v, x + i, sizeof v);
+            v = v * v;
+            r += v;
+        }
+        float res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += x[i] * x[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise_sq_f32(x, n2) + pairwise_sq_f32(x + n2, n - n2);
 }
 
 /* ------------------------------------------------------------------ segment sums */
@@ -191,7 +225,6 @@ static double row_weight(const st_pool *p, int32_t id) {
 /* The common case (float32 table, no weights), 64 dimensions at a time: the running sums of a block stay in
  * registers over all the text's tokens. Each element is still 0 + row_0 + row_1 + ... in token order. */
 #define ST_BLOCK 64
-typedef float st_v8 __attribute__((vector_size(32)));
 
 static inline st_v8 load8(const float *p) {
     st_v8 v;
@@ -199,11 +232,22 @@ static inline st_v8 load8(const float *p) {
     return v;
 }
 
+/* resume: the sums go on from acc (a long text is summed in segments); else they start at +0.0 */
 ST_CLONES static void sums_f32_blocked(float *restrict acc, const float *restrict table, const int32_t *restrict ids,
-                                       const int64_t *restrict mapping, Py_ssize_t n, Py_ssize_t dim) {
+                                       const int64_t *restrict mapping, Py_ssize_t n, Py_ssize_t dim, int resume) {
     Py_ssize_t d0 = 0;
     for (; d0 + ST_BLOCK <= dim; d0 += ST_BLOCK) {
         st_v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+        if (resume) {
+            a0 = load8(acc + d0);
+            a1 = load8(acc + d0 + 8);
+            a2 = load8(acc + d0 + 16);
+            a3 = load8(acc + d0 + 24);
+            a4 = load8(acc + d0 + 32);
+            a5 = load8(acc + d0 + 40);
+            a6 = load8(acc + d0 + 48);
+            a7 = load8(acc + d0 + 56);
+        }
         for (Py_ssize_t t = 0; t < n; t++) {
             int64_t row = mapping ? mapping[ids[t]] : ids[t];
             const float *r = table + (size_t)row * (size_t)dim + d0;
@@ -226,7 +270,8 @@ ST_CLONES static void sums_f32_blocked(float *restrict acc, const float *restric
         memcpy(acc + d0 + 56, &a7, 32);
     }
     if (d0 < dim) {
-        for (Py_ssize_t d = d0; d < dim; d++) acc[d] = 0.0f;
+        if (!resume)
+            for (Py_ssize_t d = d0; d < dim; d++) acc[d] = 0.0f;
         for (Py_ssize_t t = 0; t < n; t++) {
             int64_t row = mapping ? mapping[ids[t]] : ids[t];
             const float *restrict r = table + (size_t)row * (size_t)dim;
@@ -235,13 +280,13 @@ ST_CLONES static void sums_f32_blocked(float *restrict acc, const float *restric
     }
 }
 
-static void sums_f32(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *acc) {
+static void sums_f32(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *acc, int resume) {
     Py_ssize_t dim = p->dim;
     if (p->dtype == ST_F32 && !p->weights) {
-        sums_f32_blocked(acc, (const float *)p->table, ids, p->mapping, n, dim);
+        sums_f32_blocked(acc, (const float *)p->table, ids, p->mapping, n, dim, resume);
         return;
     }
-    memset(acc, 0, (size_t)dim * sizeof(float));
+    if (!resume) memset(acc, 0, (size_t)dim * sizeof(float));
     const int has_w = p->weights != NULL;
     for (Py_ssize_t t = 0; t < n; t++) {
         int32_t id = ids[t];
@@ -266,9 +311,9 @@ static void sums_f32(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *
     }
 }
 
-static void sums_f64(const st_pool *p, const int32_t *ids, Py_ssize_t n, double *acc) {
+static void sums_f64(const st_pool *p, const int32_t *ids, Py_ssize_t n, double *acc, int resume) {
     Py_ssize_t dim = p->dim;
-    memset(acc, 0, (size_t)dim * sizeof(double));
+    if (!resume) memset(acc, 0, (size_t)dim * sizeof(double));
     const int has_w = p->weights != NULL;
     for (Py_ssize_t t = 0; t < n; t++) {
         int32_t id = ids[t];
@@ -294,17 +339,27 @@ static void sums_f64(const st_pool *p, const int32_t *ids, Py_ssize_t n, double 
 
 /* ------------------------------------------------------------------ finish */
 
+/* The finish's element-wise steps, one loop each, compiled per CPU family (AVX-512, AVX2, baseline) like the
+ * sums: a division or a product per element is the same IEEE operation in a vector lane as in scalar code
+ * (no contraction: -ffp-contract=off), so the bytes never depend on the CPU. */
+ST_CLONES static void div_f32(float *restrict out, const float *restrict in, float c, Py_ssize_t dim) {
+    for (Py_ssize_t d = 0; d < dim; d++) out[d] = in[d] / c;
+}
+
+ST_CLONES static void div_f32_inplace(float *x, float c, Py_ssize_t dim) {
+    for (Py_ssize_t d = 0; d < dim; d++) x[d] = x[d] / c;
+}
+
 /* 0, or 1 when the norm overflowed (the vector would silently become zeros) */
-static int l2_normalize(float *x, Py_ssize_t dim, float *sq, int arithmetic) {
-    for (Py_ssize_t d = 0; d < dim; d++) sq[d] = x[d] * x[d];
-    float norm = sqrtf(st_pairwise_f32(sq, dim));
+static int l2_normalize(float *x, Py_ssize_t dim, int arithmetic) {
+    float norm = sqrtf(pairwise_sq_f32(x, dim));
     if (!isfinite(norm)) return 1;
-    float div = arithmetic == 0 ? norm + 1e-32f : (norm < 1e-12f ? 1e-12f : norm);
-    for (Py_ssize_t d = 0; d < dim; d++) x[d] = x[d] / div;
+    float div = arithmetic == ST_ARITH_MODEL2VEC ? norm + 1e-32f : (norm < 1e-12f ? 1e-12f : norm);
+    div_f32_inplace(x, div, dim);
     return 0;
 }
 
-static int all_finite(const float *x, Py_ssize_t dim) {
+ST_CLONES static int all_finite(const float *x, Py_ssize_t dim) {
     uint32_t bad = 0; /* an exponent of all ones is Inf or NaN: integer operations, so the loop vectorizes */
     for (Py_ssize_t d = 0; d < dim; d++) {
         uint32_t bits;
@@ -314,7 +369,15 @@ static int all_finite(const float *x, Py_ssize_t dim) {
     return !bad;
 }
 
+/* Ids summed between two looks for Ctrl-C (a few ms of work): the sums go on from where they stopped, so the
+ * additions and their order are those of one pass. */
+#define ST_POOL_SEGMENT ((Py_ssize_t)1 << 18)
+
 int st_pool_text(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out, double *scratch) {
+    return st_pool_text_poll(p, ids, n, out, scratch, NULL);
+}
+
+int st_pool_text_poll(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out, double *scratch, st_interrupt *it) {
     Py_ssize_t dim = p->dim;
     double denom = (double)n;
     if (p->weight_sum && p->weights) {
@@ -322,31 +385,34 @@ int st_pool_text(const st_pool *p, const int32_t *ids, Py_ssize_t n, float *out,
         for (Py_ssize_t t = 0; t < n; t++) denom += row_weight(p, ids[t]);
     }
     double safe = denom == 0.0 ? 1.0 : denom;
-    float *sq = (float *)(scratch + dim);
-    const int f16_out = p->arithmetic == 0 && p->dtype == ST_F16; /* model2vec stores float16 means */
+    const int f16_out = p->arithmetic == ST_ARITH_MODEL2VEC && p->dtype == ST_F16; /* model2vec stores float16 means */
     if (!p->acc64) {
         float *acc = (float *)scratch;
-        sums_f32(p, ids, n, acc);
-        if (p->arithmetic == 0) {
+        for (Py_ssize_t t = 0; t < n || t == 0; t += ST_POOL_SEGMENT) {
+            if (t && it && st_interrupt_poll(it)) return 2;
+            sums_f32(p, ids + t, n - t < ST_POOL_SEGMENT ? n - t : ST_POOL_SEGMENT, acc, t > 0);
+        }
+        if (p->arithmetic == ST_ARITH_MODEL2VEC) {
             if (!p->weight_sum && safe < 16777216.0) {
-                float c = (float)safe;
-                for (Py_ssize_t d = 0; d < dim; d++) out[d] = acc[d] / c;
+                div_f32(out, acc, (float)safe, dim);
             } else {
                 for (Py_ssize_t d = 0; d < dim; d++) out[d] = (float)((double)acc[d] / safe);
             }
         } else {
-            float c = (float)safe;
-            for (Py_ssize_t d = 0; d < dim; d++) out[d] = acc[d] / c;
+            div_f32(out, acc, (float)safe, dim);
         }
     } else {
         double *acc = scratch;
-        sums_f64(p, ids, n, acc);
+        for (Py_ssize_t t = 0; t < n || t == 0; t += ST_POOL_SEGMENT) {
+            if (t && it && st_interrupt_poll(it)) return 2;
+            sums_f64(p, ids + t, n - t < ST_POOL_SEGMENT ? n - t : ST_POOL_SEGMENT, acc, t > 0);
+        }
         for (Py_ssize_t d = 0; d < dim; d++) out[d] = (float)(acc[d] / safe);
     }
     if (f16_out) st_round_f16_row(out, dim);
     if (!all_finite(out, dim)) return 1;
     if (p->normalize) {
-        if (l2_normalize(out, dim, sq, p->arithmetic)) return 1;
+        if (l2_normalize(out, dim, p->arithmetic)) return 1;
         if (f16_out) st_round_f16_row(out, dim);
     }
     return 0;

@@ -1,24 +1,34 @@
 """Encoding benchmark, instructions per sentence: ``valgrind --tool=callgrind`` on child processes.
 
-Method (the robust one of those tried): a client request around the measured call, then a difference.
+Method (the robust one of those tried): instrumentation switched on around the measured call only, then a
+difference.
 
-1. A two-function helper (``CALLGRIND_ZERO_STATS`` / ``CALLGRIND_DUMP_STATS_AT``, from valgrind's
-   ``callgrind.h``) is compiled with ``cc`` into the work folder and called through ``ctypes``.
+1. A two-function helper (``CALLGRIND_START_INSTRUMENTATION`` / ``CALLGRIND_STOP_INSTRUMENTATION``, from
+   valgrind's ``callgrind.h``) is compiled with ``cc`` into the work folder and called through ``ctypes``;
+   callgrind runs with ``--instr-atstart=no``, so nothing is counted before the start or after the stop, in any
+   thread.
 2. Each child imports the library, loads the model, encodes a warm-up slice once -- for the warm figure the fixed
    slice itself (the first ``SLICE`` sentences of the corpus), for the first-sight figure the next ``SLICE``
-   sentences, so the measured text is new to the library's caches -- collects garbage, sleeps 0.2 s (idle worker threads go to sleep), zeroes callgrind's
-   counters, encodes the first N sentences of the slice in one ``encode(list)`` call and dumps the counters. The
-   dump holds the instructions (``Ir``) of every thread of the process (the library's worker threads included)
-   from the zero to the dump: no import, load or warm-up.
+   sentences, so the measured text is new to the library's caches -- collects garbage, sleeps 0.2 s (idle worker threads go to sleep), starts the
+   instrumentation, encodes the first N sentences of the slice in one ``encode(list)`` call and stops it. The
+   profile written at exit holds the instructions (``Ir``) of every thread of the process (the library's worker
+   threads included) between the start and the stop: no import, load or warm-up.
 3. The child runs twice, N=0 and N=``SLICE``, concurrently (counts do not depend on load); instructions per
-   sentence = (dump(N) - dump(0)) / N, which also removes the cost of the two ``ctypes`` calls themselves.
+   sentence = (profile(N) - profile(0)) / N, which also removes the cost of the two ``ctypes`` calls themselves
+   and what other threads do in the window anyway (a Rust thread pool still spinning after the warm-up).
+
+Why not ``CALLGRIND_ZERO_STATS`` / ``CALLGRIND_DUMP_STATS`` (the method until 2026-12-07): the zero resets the
+calling thread's counters only, and the dump holds every thread's, so it also counted other threads' instructions
+from before the zero (loading, the warm-up): 13M to 21M between identical runs of a potion-base-8M child, up to
+~4K per sentence of noise over 2,000 sentences. With ``--separate-threads=yes`` the dump holds the calling thread
+only and misses the worker threads of model2vec's and laghu's Rust tokenizers.
 
 Why not the whole-process difference (no client request): loading is not deterministic (the Rust ``tokenizers``
 seeds its hash maps at random, worker threads spin for as long as the scheduler lets them), so two identical runs
-of a potion-base-8M child differ by ~5M instructions, ~2.5K per sentence over 2,000 sentences; the dumps of two
-identical N=2000 runs differ by ~30K (15 per sentence). ``--toggle-collect`` counts only the thread that enters
+of a potion-base-8M child differ by ~5M instructions, ~2.5K per sentence over 2,000 sentences. Two identical
+N=2000 profiles of the method used differ by 8 instructions (staticst, 1 thread) and 0.04% (model2vec). ``--toggle-collect`` counts only the thread that enters
 the function, so it misses the work of the libraries' worker threads. ``PYTHONHASHSEED=0`` makes the Python side
-repeatable. The dump's self costs are also summed per shared object: where the instructions go.
+repeatable. The profile's self costs are also summed per shared object: where the instructions go.
 """
 
 from __future__ import annotations
@@ -41,8 +51,8 @@ SLICE = 2000
 
 HELPER_C = """\
 #include <valgrind/callgrind.h>
-void bench_zero(void) { CALLGRIND_ZERO_STATS; }
-void bench_dump(void) { CALLGRIND_DUMP_STATS_AT("measured encode"); }
+void bench_start(void) { CALLGRIND_START_INSTRUMENTATION; }
+void bench_stop(void) { CALLGRIND_STOP_INSTRUMENTATION; }
 """
 
 CHILD = """\
@@ -54,15 +64,15 @@ with open({slice_file!r}, encoding="utf-8") as f:
 with open({warm_file!r}, encoding="utf-8") as f:
     warm = [json.loads(line) for line in f]
 marks = ctypes.CDLL({helper!r})
-zero, dump = marks.bench_zero, marks.bench_dump
+start, stop = marks.bench_start, marks.bench_stop
 model.encode(warm)  # warm-up: the slice itself (warm) or another slice of the corpus (first sight)
 batch = texts[: int(sys.argv[1])]
 gc.collect()
 time.sleep(0.2)
-zero()
+start()
 if batch:
     model.encode(batch)
-dump()
+stop()
 """
 
 
@@ -122,20 +132,22 @@ def _name(field: str, names: dict[str, str]) -> str:
 
 
 def run_one(code: str, n: int, timeout: float, cwd: Path) -> tuple[int, dict[str, int]] | str:
-    """One callgrind child encoding ``n`` sentences: (dump total, per object) or an error."""
+    """One callgrind child encoding ``n`` sentences: (profile total, per object) or an error."""
     with tempfile.TemporaryDirectory(dir=cwd) as tmp:
         out = Path(tmp) / "callgrind.out"
         env = {**child_env(), "PYTHONHASHSEED": "0"}
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable, "-c", code, str(n)]
+        cmd = [
+            "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+            sys.executable, "-c", code, str(n),
+        ]  # fmt: skip
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=cwd, env=env)
         except subprocess.TimeoutExpired:
             return f"callgrind child timed out after {timeout:.0f} s"
-        dumps = sorted(Path(tmp).glob("callgrind.out.*"))
-        if proc.returncode or not dumps:
+        if proc.returncode or not out.is_file():
             tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             return f"callgrind child failed (exit {proc.returncode}): {tail[:300]}"
-        return read_dump(dumps[0])
+        return read_dump(out)  # written at exit: every thread, counted between the start and the stop only
 
 
 def callgrind_runs(
@@ -202,5 +214,5 @@ def _measure(code: str, n: int, timeout: float, workdir: Path) -> dict[str, Any]
         "instructions": full[0],
         "baseline_instructions": base[0],
         "per_sentence_by_object": top,
-        "method": "client-request zero/dump around encode(slice), minus an N=0 run",
+        "method": "instrumentation started/stopped around encode(slice) (--instr-atstart=no), minus an N=0 run",
     }

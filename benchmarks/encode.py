@@ -85,8 +85,8 @@ Methodology:
    ``valgrind --tool=callgrind`` for staticst native (1 thread), staticst numpy, model2vec and laghu, on a fixed
    slice (the first 2,000 sentences of the corpus) encoded once in one call after a warm-up encode of the same
    slice (warm) or of the next 2,000 sentences (first sight). Method: callgrind client requests (a two-function
-   helper compiled with ``cc``) zero the counters just before the call and dump them just after, counting every
-   thread of the process; each child runs twice, encoding N=0 and N=2,000, and the difference / 2,000 is reported (it also cancels the helper's own cost).
+   helper compiled with ``cc``) start the instrumentation just before the call and stop it just after
+   (``--instr-atstart=no``), counting every thread of the process in that window only; each child runs twice, encoding N=0 and N=2,000, and the difference / 2,000 is reported (it also cancels the helper's own cost).
    The whole-process difference without client requests was tried and rejected: loading is not deterministic
    (~2.5K instructions per sentence of noise); ``--toggle-collect`` misses worker threads. Details in
    ``_encode_callgrind.py``.

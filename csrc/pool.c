@@ -410,10 +410,12 @@ int st_pool_text_poll(const st_pool *p, const int32_t *ids, Py_ssize_t n, float 
         for (Py_ssize_t d = 0; d < dim; d++) out[d] = (float)(acc[d] / safe);
     }
     if (f16_out) st_round_f16_row(out, dim);
-    if (!all_finite(out, dim)) return 1;
     if (p->normalize) {
+        /* an Inf or NaN element makes the sum of squares, so the norm, Inf or NaN: l2_normalize's check is
+         * all_finite's too, and the row is read once less */
         if (l2_normalize(out, dim, p->arithmetic)) return 1;
         if (f16_out) st_round_f16_row(out, dim);
+        return 0;
     }
-    return 0;
+    return all_finite(out, dim) ? 0 : 1;
 }

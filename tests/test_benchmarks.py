@@ -261,3 +261,23 @@ def test_engines_benchmark_quick(tmp_path: Path, shared_dir: Path, deployment: s
         assert any(k.startswith("Ray cluster") for k in report["startup_s"]), report["startup_s"]
     assert "target >= 0.70" in done.stdout
     assert (tmp_path / "engines.png").is_file()
+
+
+@pytest.mark.slow
+def test_spark_floor_benchmark_smoke(shared_model: Callable[[str], Path]) -> None:
+    """benchmarks/spark_floor.py: every job (the no-work UDFs, embed_column, plain encode) runs and is reported."""
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "spark_floor.py"), "--rows", "3000", "--repeats", "1",
+         "--model", str(shared_model("potion-base-2M"))],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {line[:36].strip(): line.split() for line in done.stdout.splitlines()[2:]}
+    expected = {
+        "input only (an int per row out)", "input as Python strings", "constant list<float>[64] out",
+        "constant binary (256 B) out", "embed_column (1 thread per task)", "plain encode, 2 threads",
+        "plain encode, 1 thread",
+    }  # fmt: skip
+    assert set(rows) == expected, done.stdout
+    assert rows["plain encode, 2 threads"][-1] == "1.00x"
+    assert all(float(r[-3].replace(",", "")) > 0 for r in rows.values()), done.stdout  # rows/s

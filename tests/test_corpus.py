@@ -620,23 +620,31 @@ def test_a_progress_bar_counting_texts_under_a_terminal(tmp_path: Path, shared_m
 def test_a_second_run_on_the_same_output_is_refused_naming_the_first(tmp_path: Path, shared_model: Callable[[str], Path]) -> None:
     model = str(shared_model("potion-base-2M"))
     source = tmp_path / "corpus.txt"
-    # long lines: the native kernel encodes 150,000 one-sentence lines in under a second, before a second run starts
-    lines = [" ".join([TEXTS[i % len(TEXTS)]] * 10) + f" {i}" for i in range(150_000)]
+    lines = [f"{TEXTS[i % len(TEXTS)]} {i}" for i in range(20_000)]
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "out.npy"
-    manifest = out.with_name("out.npy.partial") / "manifest.json"
-    args = ["-m", model, "-i", str(source), "-o", str(out), "--quiet", "--batch-size", "500"]
-    first = _cli(*args, stderr=subprocess.PIPE)
+    lock = out.with_name("out.npy.partial") / "lock"
+    common = ["-m", model, "-o", str(out), "--quiet", "--batch-size", "500"]
+    # The first run reads stdin, which this test holds open: it is running (and holds the output) until the test
+    # closes it, however fast the machine (a first run reading a file could finish before the second started).
+    first = _cli(*common, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert first.stdin is not None
     try:
+        first.stdin.write(("\n".join(lines[:5000]) + "\n").encode())
+        first.stdin.flush()
         deadline = time.monotonic() + 120
-        while _consumed(manifest) < 1000 and first.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert first.poll() is None, "the first run ended too soon: make the corpus larger"
+        while first.poll() is None and time.monotonic() < deadline:
+            if lock.is_file() and lock.read_text(encoding="utf-8").strip() == str(first.pid):
+                break
+            time.sleep(0.01)
+        assert first.poll() is None, first.stderr.read().decode() if first.stderr else ""
         for extra in ([], ["--resume"]):
-            second = _encode_cli(*args, *extra)
+            second = _encode_cli(*common, "-i", str(source), *extra)
             assert second.returncode == 1, second.stderr
             assert f"is in use by another staticst run (pid {first.pid})" in second.stderr, second.stderr
             assert "manifest.json.tmp" not in second.stderr and "Traceback" not in second.stderr
+        first.stdin.write(("\n".join(lines[5000:]) + "\n").encode())
+        first.stdin.close()
         assert first.wait(timeout=300) == 0
     finally:
         if first.poll() is None:

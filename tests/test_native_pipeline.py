@@ -329,7 +329,7 @@ def test_long_native_encode_answers_sigint(shared_model: Any) -> None:
         print("ready", flush=True)
         t0 = time.perf_counter()
         try:
-            m.encode([text, text], max_length=None)
+            m.encode([text] * 4, max_length=None)  # ~4.5 s uninterrupted on an idle 2-core VM
         except KeyboardInterrupt:
             print("interrupted", time.perf_counter() - t0, flush=True)
             sys.exit(0)
@@ -351,7 +351,9 @@ def test_long_native_encode_answers_sigint(shared_model: Any) -> None:
     finally:
         proc.kill()
     assert line and line[0] == "interrupted", line
-    assert answered < 0.25, f"answered SIGINT after {answered:.3f} s"  # 23-79 ms measured on a loaded 2-core VM
+    # 23-79 ms measured on a loaded 2-core VM; the bound leaves room for a CI machine under load while staying
+    # far below the uninterrupted call (the unchecked kernel answered after the whole call)
+    assert answered < 1.0, f"answered SIGINT after {answered:.3f} s"
 
 
 def test_info_names_the_tokenizer_path(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:

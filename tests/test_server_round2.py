@@ -254,7 +254,7 @@ def test_sighup_drains_the_requests_in_flight_like_sigterm(workers: int) -> None
         _wait_healthy(proc, port)
         texts = [[f"request {i} sentence {j}" for j in range(3)] for i in range(8)]
         in_flight = [_half_sent(port, t) for t in texts]
-        time.sleep(1.0)  # every request is accepted and waits for its body
+        _wait_accepted(proc.pid, port, len(in_flight))  # every request is accepted and waits for its body
         os.killpg(proc.pid, signal.SIGHUP)  # as a closing terminal does (a single worker: the only process)
         time.sleep(1.0)  # shutdown has begun: the server waits for the bodies
         for (sock, rest), t in zip(in_flight, texts, strict=True):
@@ -273,6 +273,33 @@ def test_sighup_drains_the_requests_in_flight_like_sigterm(workers: int) -> None
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def _wait_accepted(pid: int, port: int, count: int, seconds: float = 60) -> None:
+    """Wait until the server (the process or its workers) holds ``count`` accepted connections on ``port``.
+
+    A connection still in the listen backlog is not in flight: a server that stops accepting resets it, which is
+    not what the drain tests ask about (on a loaded machine a fixed pause was not always long enough).
+    """
+    import psutil
+
+    deadline = time.monotonic() + seconds
+    held = 0
+    while time.monotonic() < deadline:
+        held = 0
+        server = psutil.Process(pid)
+        for process in [server, *server.children(recursive=True)]:
+            try:
+                held += sum(
+                    c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port
+                    for c in process.net_connections(kind="tcp")
+                )
+            except psutil.NoSuchProcess:
+                continue
+        if held >= count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the server accepted {held} of {count} connections within {seconds} s")
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], port: int, seconds: float = 180) -> None:

@@ -102,6 +102,10 @@ class Backend(Protocol):
         """One text's ``(dim,)`` float32 vector (raises FloatingPointError on overflow)."""
         ...
 
+    def pool_ids(self, engine: Embedder, ids: np.ndarray, offsets: np.ndarray, first: int) -> np.ndarray:
+        """Pool given flat ids into ``(len(offsets) - 1, dim)`` float32 (raises FloatingPointError on overflow)."""
+        ...
+
     def tokenizer_path(self, engine: Embedder) -> tuple[str, str]:
         """How texts become ids on this backend, and why."""
         ...
@@ -126,8 +130,20 @@ class NumpyBackend:
         for lo, hi in zip(bounds[:-1], bounds[1:], strict=False):
             ids, offsets = engine.tokenizer.encode_flat(texts[lo:hi])
             tokens += len(ids)
-            out[lo:hi] = engine.pool_ids(ids, offsets, first=lo)
+            out[lo:hi] = self.pool_ids(engine, ids, offsets, lo)
         return out, tokens
+
+    def pool_ids(self, engine: Embedder, ids: np.ndarray, offsets: np.ndarray, first: int) -> np.ndarray:
+        return pool(
+            engine.table,
+            ids,
+            offsets,
+            engine.pooling,
+            mapping=engine.mapping,
+            weights=engine.weights,
+            gather_table=engine._gather_table(len(ids)),
+            first=first,
+        )
 
     def embed_one(self, engine: Embedder, text: str) -> np.ndarray:
         return pool_one(
@@ -171,6 +187,12 @@ class NativeBackend:
 
     def embed_one(self, engine: Embedder, text: str) -> np.ndarray:
         return self.kernel.embed_one(text)
+
+    def pool_ids(self, engine: Embedder, ids: np.ndarray, offsets: np.ndarray, first: int) -> np.ndarray:
+        try:
+            return self.kernel.pool(ids, offsets)
+        except FloatingPointError:  # rare: the numpy path raises the same error, naming the input in the call
+            return NumpyBackend().pool_ids(engine, ids, offsets, first)
 
     def tokenizer_path(self, engine: Embedder) -> tuple[str, str]:
         return self.kernel.tokenizer, self.kernel.tokenizer_reason
@@ -375,21 +397,16 @@ class Embedder:
         return self._backend.tokenize(self, texts)
 
     def pool_ids(self, ids: np.ndarray, offsets: np.ndarray, first: int = 0) -> np.ndarray:
-        """Pool flat ids (as :meth:`tokenize` returns them) into ``(len(offsets) - 1, dim)`` float32 (numpy path).
+        """Pool flat ids (as :meth:`tokenize` returns them) into ``(len(offsets) - 1, dim)`` float32, on the backend.
 
         Raises:
-            FloatingPointError: A text's vector overflowed (``first``: the index of text 0, for the message).
+            PoolingOverflowError: A text's vector overflowed to Inf / NaN (``first``: the index of text 0, for the
+                message), as :meth:`embed` raises it.
         """
-        return pool(
-            self.table,
-            ids,
-            offsets,
-            self.pooling,
-            mapping=self.mapping,
-            weights=self.weights,
-            gather_table=self._gather_table(len(ids)),
-            first=first,
-        )
+        try:
+            return self._backend.pool_ids(self, ids, offsets, first)
+        except FloatingPointError as exc:
+            raise PoolingOverflowError(str(exc)) from None
 
     def token_rows(self, texts: Sequence[str]) -> list[np.ndarray]:
         """The table row of every token pooled for each text: ``table[mapping[ids]] * weights[ids]``.

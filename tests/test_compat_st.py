@@ -87,6 +87,19 @@ def test_text_pairs_match_st(models: tuple) -> None:
         ours.encode([("a", "b", "c")])
 
 
+def test_text_pairs_pool_bit_identically_on_both_backends(st_folder: Path, shared_model: Any) -> None:
+    """Text pairs are pooled by the engine's backend: the native kernel gives the numpy path's bits."""
+    pairs = [("hello", "world"), ("The quick brown fox", "jumps over the lazy dog"), ("a", ""), ("", "")]
+    inputs = [*pairs, "a plain text", ("déjà vu", "寿司 🍕")]
+    for folder in (st_folder, shared_model("tokenlearn-10k-int8"), shared_model("potion-base-8M")):
+        for family in (None, "model2vec"):
+            native = StaticSentenceTransformer(str(folder), kernel="native", family=family)
+            numpy_path = StaticSentenceTransformer(str(folder), kernel="numpy", family=family)
+            got = native.encode(inputs, normalize_embeddings=True)
+            assert got.tobytes() == numpy_path.encode(inputs, normalize_embeddings=True).tobytes(), (folder, family)
+            assert np.isfinite(got).all() and got.shape == (len(inputs), native.get_sentence_embedding_dimension())
+
+
 def test_preprocess_and_is_singular_input_match_st(models: tuple) -> None:
     ours, ref = models
     got, expected = ours.preprocess(TEXTS, prompt="q: "), ref.preprocess(TEXTS, prompt="q: ")

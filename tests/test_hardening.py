@@ -139,6 +139,8 @@ def test_a_finite_table_that_overflows_raises_instead_of_returning_nan(tmp_path:
     assert np.isfinite(model.encode(["cat"])).all()  # one token does not overflow
     with pytest.raises(PoolingOverflowError, match="input 0 overflowed"):  # ... but its norm does
         model.encode(["cat"], normalize_embeddings=True)
+    with pytest.raises(PoolingOverflowError, match="input 1 overflowed"):  # text pairs pool on the backend too
+        model.encode([("cat", ""), ("the cat sat", "on the mat")])
 
 
 @pytest.mark.parametrize("kernel", KERNELS)

@@ -96,23 +96,78 @@ static int dtype_code(PyArrayObject *arr) {
     }
 }
 
+/* The fields of the one config object Kernel(config) reads (staticst.kernel.KernelConfig), in this order; exported
+   as staticst._kernel.KERNEL_CONFIG_FIELDS so the Python dataclass is checked against this list. */
+static char *config_fields[] = {"words",      "table",      "mapping",     "weights",      "mode",       "prepend_space",
+                                "norm_table", "raw",        "normalized",  "char_limit",   "max_length", "truncate_left",
+                                "unk_id",     "drop_unknown", "arithmetic", "normalize",   "weight_sum", "resolve",
+                                "fallback",   "threads",    "boundary",    "pipeline",     NULL};
+
+PyObject *st_kernel_config_fields(void) {
+    Py_ssize_t n = 0;
+    while (config_fields[n]) n++;
+    PyObject *out = PyTuple_New(n);
+    if (!out) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *name = PyUnicode_FromString(config_fields[i]);
+        if (!name) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(out, i, name);
+    }
+    return out;
+}
+
+static int kernel_init_fields(KernelObject *self, PyObject *fields);
+
+/* Kernel(config): every field of config_fields read by name from one object (attribute access), then checked as
+   one set of keywords, so a missing or mistyped field is an error naming it. */
 static int kernel_init(KernelObject *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"words",        "table",       "mapping",    "weights",   "mode",         "prepend_space",
-                             "norm_table",   "raw",         "normalized", "char_limit", "max_length",  "truncate_left",
-                             "unk_id",       "drop_unknown", "arithmetic", "normalize", "weight_sum",  "resolve",
-                             "fallback",     "threads",     "boundary",   "pipeline",  NULL};
+    static char *kwlist[] = {"config", NULL};
+    PyObject *config;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O:Kernel", kwlist, &config)) return -1;
+    PyObject *fields = PyDict_New();
+    if (!fields) return -1;
+    for (char **name = config_fields; *name; name++) {
+        PyObject *value = PyObject_GetAttrString(config, *name);
+        if (!value) {
+            if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+                PyErr_Clear();
+                PyErr_Format(PyExc_TypeError, "the kernel's config (%.100s) has no field '%s'", Py_TYPE(config)->tp_name,
+                             *name);
+            }
+            Py_DECREF(fields);
+            return -1;
+        }
+        int failed = PyDict_SetItemString(fields, *name, value);
+        Py_DECREF(value);
+        if (failed < 0) {
+            Py_DECREF(fields);
+            return -1;
+        }
+    }
+    int status = kernel_init_fields(self, fields); /* the dict keeps the borrowed values alive meanwhile */
+    Py_DECREF(fields);
+    return status;
+}
+
+static int kernel_init_fields(KernelObject *self, PyObject *fields) {
     PyObject *words, *table, *mapping, *weights, *norm_table, *raw, *normalized, *resolve, *fallback;
     int mode, prepend_space, truncate_left, drop_unknown, arithmetic, normalize, weight_sum, threads;
     Py_ssize_t char_limit, max_length, unk_id;
     const char *boundary = NULL;
     Py_ssize_t n_boundary = 0;
     PyObject *pipeline = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!OOOipOOOnnpnpiipOOi|z#O", kwlist, &WordTableType, &words, &table,
-                                     &mapping, &weights, &mode, &prepend_space, &norm_table, &raw, &normalized,
-                                     &char_limit, &max_length, &truncate_left, &unk_id, &drop_unknown, &arithmetic,
-                                     &normalize, &weight_sum, &resolve, &fallback, &threads, &boundary, &n_boundary,
-                                     &pipeline))
-        return -1;
+    PyObject *no_args = PyTuple_New(0);
+    if (!no_args) return -1;
+    int parsed = PyArg_ParseTupleAndKeywords(
+        no_args, fields, "O!OOOipOOOnnpnpiipOOiz#O:Kernel config", config_fields, &WordTableType, &words, &table,
+        &mapping, &weights, &mode, &prepend_space, &norm_table, &raw, &normalized, &char_limit, &max_length,
+        &truncate_left, &unk_id, &drop_unknown, &arithmetic, &normalize, &weight_sum, &resolve, &fallback, &threads,
+        &boundary, &n_boundary, &pipeline);
+    Py_DECREF(no_args);
+    if (!parsed) return -1;
     if (pipeline != Py_None) {
         const st_pipe *pipe = st_pipe_from_object(pipeline);
         if (!pipe) return -1;

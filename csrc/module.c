@@ -301,6 +301,13 @@ PyMODINIT_FUNC PyInit__kernel(void) {
         return NULL;
     }
     PyModule_AddIntConstant(m, "MAX_KEY", ST_MAX_KEY);
+    PyObject *config_fields = st_kernel_config_fields();
+    if (!config_fields || PyModule_AddObjectRef(m, "KERNEL_CONFIG_FIELDS", config_fields) < 0) {
+        Py_XDECREF(config_fields);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_DECREF(config_fields);
     if (add_constants(m) < 0) {
         Py_DECREF(m);
         return NULL;

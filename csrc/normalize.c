@@ -457,8 +457,14 @@ static int run_stream(const st_stage *st, const char *in, size_t len, st_cbuf *o
         if (p[i] < 0x80 && st->ascii_closed) {
             size_t j = i + 1;
             while (j < len && p[j] < 0x80) j++;
-            /* under composition the run's last char may compose with the marks after it */
-            size_t stop = (nf.compose && j < len) ? j - 1 : j;
+            /* under composition the run's last char that the stage keeps may compose with the marks after it
+               (the chars after it in the run, which the stage removes, must not separate them: "a\x1f\u0300"
+               under Nmt + NFKC is "\u00e0"): it and the rest of the run take the per-char path */
+            size_t stop = j;
+            if (nf.compose && j < len) {
+                stop = j - 1;
+                while (stop > i && st->ascii[p[stop]] < 0) stop--;
+            }
             if (stop > i) {
                 if (st->form && (rc = nf_flush(&nf))) goto done;
                 if (out->len + (stop - i) > out->cap && st_cbuf_reserve(out, stop - i)) {

@@ -67,6 +67,8 @@ typedef struct {
 } KernelObject;
 
 extern PyTypeObject KernelType;
+/* kernel_type.c: the names of the fields Kernel(config) reads, in order (a new tuple) */
+PyObject *st_kernel_config_fields(void);
 
 /* ------------------------------------------------------------------ the batch pipeline (batch.c) */
 

@@ -5,7 +5,7 @@
 # The dtypes are the ones the C code checks (ValueError / TypeError otherwise).
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Final, Literal, TypeAlias, TypedDict, final
+from typing import Any, Final, Literal, Protocol, TypeAlias, TypedDict, final
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +16,8 @@ MAX_KEY: Final[int]
 MAX_NORM: Final[int]
 MODES: Final[dict[str, int]]
 ARITHMETICS: Final[dict[str, int]]
+# kernel_type.c: the fields Kernel(config) reads from its config object, in order
+KERNEL_CONFIG_FIELDS: Final[tuple[str, ...]]
 # normalizer_type.c: the library versions the generated Unicode tables were checked against
 # ({"tokenizers": ..., "unicodedata": ..., "regex_unicode": ...})
 UNICODE_TABLES: Final[dict[str, str]]
@@ -25,6 +27,52 @@ _Ids: TypeAlias = npt.NDArray[np.int32]
 _Offsets: TypeAlias = npt.NDArray[np.int64]
 # 1-D values numpy casts to float32 under its "safe" rule (float64 arrays are refused: TypeError)
 _F32Like: TypeAlias = npt.NDArray[np.float32] | npt.NDArray[np.float16] | Sequence[float]
+
+class _KernelConfig(Protocol):
+    @property
+    def words(self) -> WordTable: ...
+    @property
+    def table(self) -> _Table: ...
+    @property
+    def mapping(self) -> npt.NDArray[np.int64] | None: ...
+    @property
+    def weights(self) -> npt.NDArray[np.float32] | npt.NDArray[np.float64] | None: ...
+    @property
+    def mode(self) -> int: ...
+    @property
+    def prepend_space(self) -> bool: ...
+    @property
+    def norm_table(self) -> Sequence[bytes]: ...
+    @property
+    def raw(self) -> Sequence[bytes]: ...
+    @property
+    def normalized(self) -> Sequence[bytes]: ...
+    @property
+    def char_limit(self) -> int: ...
+    @property
+    def max_length(self) -> int: ...
+    @property
+    def truncate_left(self) -> bool: ...
+    @property
+    def unk_id(self) -> int: ...
+    @property
+    def drop_unknown(self) -> bool: ...
+    @property
+    def arithmetic(self) -> int: ...
+    @property
+    def normalize(self) -> bool: ...
+    @property
+    def weight_sum(self) -> bool: ...
+    @property
+    def resolve(self) -> Callable[[list[str]], Sequence[Sequence[int]]]: ...
+    @property
+    def fallback(self) -> Callable[[list[str]], tuple[Any, Any]]: ...
+    @property
+    def threads(self) -> int: ...
+    @property
+    def boundary(self) -> str | bytes | None: ...
+    @property
+    def pipeline(self) -> Pipeline | None: ...
 
 # ---------------------------------------------------------------- module.c
 
@@ -48,31 +96,8 @@ class WordTable:
 
 @final
 class Kernel:
-    def __init__(
-        self,
-        words: WordTable,
-        table: _Table,
-        mapping: npt.NDArray[np.int64] | None,
-        weights: npt.NDArray[np.float32] | npt.NDArray[np.float64] | None,
-        mode: int,
-        prepend_space: bool,
-        norm_table: Sequence[bytes],
-        raw: Sequence[bytes],
-        normalized: Sequence[bytes],
-        char_limit: int,
-        max_length: int,
-        truncate_left: bool,
-        unk_id: int,
-        drop_unknown: bool,
-        arithmetic: int,
-        normalize: bool,
-        weight_sum: bool,
-        resolve: Callable[[list[str]], Sequence[Sequence[int]]],
-        fallback: Callable[[list[str]], tuple[_Ids, _Offsets]],
-        threads: int,
-        boundary: str | bytes | None = None,
-        pipeline: Pipeline | None = None,
-    ) -> None: ...
+    # config: an object with every field of KERNEL_CONFIG_FIELDS as an attribute (staticst.kernel.KernelConfig)
+    def __init__(self, config: _KernelConfig) -> None: ...
     def embed(self, texts: Sequence[str], out: npt.NDArray[np.float32], /) -> int: ...
     def embed_one(self, text: str, /) -> npt.NDArray[np.float32]: ...
     def tokenize(self, texts: Sequence[str], /) -> tuple[_Ids, _Offsets]: ...

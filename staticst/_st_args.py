@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -18,8 +19,10 @@ from staticst.errors import MissingDependencyError
 
 __all__ = [
     "ALLOWED_PRECISIONS",
+    "ENCODE_OPTION_NAMES",
     "PLAIN_OPTIONS",
     "SIMILARITY_FN_NAMES",
+    "EncodeOptions",
     "Precision",
     "as_texts",
     "check_device",
@@ -46,9 +49,51 @@ __all__ = [
 Precision = Literal["float32", "int8", "uint8", "binary", "ubinary"] | None
 ALLOWED_PRECISIONS = ("float32", "int8", "uint8", "binary", "ubinary")
 SIMILARITY_FN_NAMES = ("cosine", "dot", "euclidean", "manhattan")
-#: ``(precision, output_value, convert_to_numpy, convert_to_tensor, device, pool, chunk_size)`` at their
-#: defaults: an ``encode(str)`` call with these options (and no others) takes the engine's single-text path.
-PLAIN_OPTIONS = ("float32", "sentence_embedding", True, False, None, None, None)
+
+
+@dataclass(slots=True)
+class EncodeOptions:
+    """Every option of ``encode`` (besides ``inputs`` and ``**kwargs``), with sentence-transformers' defaults.
+
+    The one place these defaults are written: ``encode_with_usage`` reads its options through
+    :meth:`pop_from`, the general path of ``encode`` takes one of these, and the short path compares
+    :meth:`output_key` with :data:`PLAIN_OPTIONS` (derived from the defaults below). The public signatures
+    (``encode``, ``encode_query``, ``encode_document``) spell the same defaults out, as sentence-transformers'
+    do; ``tests/test_encode.py`` pins them to this class.
+    """
+
+    prompt_name: str | None = None
+    prompt: str | None = None
+    batch_size: Any = 32
+    show_progress_bar: bool | None = None
+    output_value: Any = "sentence_embedding"
+    precision: Any = "float32"
+    convert_to_numpy: bool = True
+    convert_to_tensor: bool = False
+    device: Any = None
+    normalize_embeddings: bool = False
+    truncate_dim: int | None = None
+    pool: dict[str, Any] | None = None
+    chunk_size: int | None = None
+
+    @classmethod
+    def pop_from(cls, kwargs: dict[str, Any]) -> EncodeOptions:
+        """The options named in ``kwargs`` (removed from it; the rest stay) over the defaults."""
+        return cls(**{name: kwargs.pop(name) for name in ENCODE_OPTION_NAMES if name in kwargs})
+
+    def output_key(self) -> tuple[Any, ...]:
+        """``(precision, output_value, convert_to_numpy, convert_to_tensor, device, pool, chunk_size)``."""
+        return (
+            self.precision, self.output_value, self.convert_to_numpy, self.convert_to_tensor, self.device, self.pool,
+            self.chunk_size,
+        )  # fmt: skip
+
+
+#: The names of :class:`EncodeOptions`, in ``encode``'s order.
+ENCODE_OPTION_NAMES = tuple(f.name for f in fields(EncodeOptions))
+#: :meth:`EncodeOptions.output_key` at the defaults: an ``encode(str)`` call whose output options are these
+#: (and no other keyword) takes the engine's single-text path.
+PLAIN_OPTIONS = EncodeOptions().output_key()
 _ENCODE_KWARGS = {"task", "processing_kwargs"}
 _NO_EFFECT_INIT = ("model_kwargs", "processor_kwargs", "tokenizer_kwargs", "config_kwargs")
 logger = logging.getLogger("staticst.model")

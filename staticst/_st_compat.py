@@ -3,7 +3,7 @@
 :class:`STCompatMixin` gives :class:`staticst.StaticSentenceTransformer` the rest of the surface a user's
 existing code hits: pickling and ``copy.deepcopy``, ``preprocess`` / ``is_singular_input``, text pairs and
 ``output_value=None`` in ``encode``, the torch module calls (``to``, ``eval``, ``train``, ``half``, ...),
-``model[0]`` / ``len(model)`` / iteration, and ``push_to_hub`` / ``save_to_hub``. Nothing here is numeric:
+``model[0]`` / ``len(model)`` / iteration (saving and publishing: :mod:`staticst._st_io`). Nothing here is numeric:
 vectors come from :class:`staticst.engine.Embedder`.
 """
 
@@ -282,133 +282,6 @@ class STCompatMixin:
                 out[i] = {k: convert(v) for k, v in item.items()} if convert is not None else item
         return out
 
-    # ------------------------------------------------------------------ hub
-
-    def push_to_hub(
-        self,
-        repo_id: str,
-        token: str | None = None,
-        private: bool | None = None,
-        safe_serialization: bool = True,
-        commit_message: str | None = None,
-        local_model_path: str | None = None,
-        exist_ok: bool = False,
-        replace_model_card: bool = False,
-        train_datasets: list[str] | None = None,
-        revision: str | None = None,
-        create_pr: bool = False,
-    ) -> str:
-        """Upload the model to a Hugging Face Hub repository, creating it (and the ``revision`` branch) if needed.
-
-        The calls sentence-transformers 6.2 makes: ``create_repo`` (``exist_ok`` also when ``create_pr``),
-        ``create_branch`` for a ``revision``, a README probe unless ``replace_model_card``, ``upload_folder``
-        with the same commit message and, for a pull request, description.
-
-        Args:
-            repo_id: ``"name"`` or ``"org/name"``.
-            token: Hub token.
-            private: Create the repository private.
-            safe_serialization: Accepted for compatibility (staticst always writes safetensors).
-            commit_message: Default ``"Add new StaticSentenceTransformer model"``.
-            local_model_path: Upload this folder instead of saving the model.
-            exist_ok: Allow an existing repository.
-            replace_model_card: Write a model card even if the repository already has a ``README.md``.
-            train_datasets: Accepted for compatibility; no effect.
-            revision: Branch to push to (created if missing).
-            create_pr: Open a pull request instead of committing to the branch.
-
-        Returns:
-            The pull request URL when ``create_pr``, else the commit URL.
-        """
-        from staticst.persistence.hub import push_folder
-
-        name = type(self).__name__
-
-        def describe(repo: str) -> str:
-            return _pr_description(name, repr(self), repo)
-
-        def save(folder: str, repo: str, card: bool) -> None:
-            self.model_card_data.model_id = repo
-            self.save(folder, model_name=repo, create_model_card=card)  # type: ignore[attr-defined]
-
-        return push_folder(
-            save,
-            repo_id,
-            token=token,
-            private=private,
-            commit_message=commit_message if commit_message is not None else f"Add new {name} model",
-            exist_ok=exist_ok,
-            revision=revision,
-            create_pr=create_pr,
-            local_model_path=local_model_path,
-            replace_model_card=replace_model_card,
-            describe=describe,
-        )
-
-    def save_to_hub(self, *args: Any, **kwargs: Any) -> str:
-        """Deprecated alias of :meth:`push_to_hub`, with sentence-transformers 6.3's argument handling.
-
-        ``save_to_hub(repo_id, organization=None, token=None, private=None, safe_serialization=True,
-        commit_message="Add new model.", local_model_path=None, exist_ok=False, replace_model_card=False,
-        train_datasets=None)``; the older ``repo_name=`` keyword and the positional order from before ``token``
-        existed (``repo_id, organization, private, ...``) are taken, with sentence-transformers' warnings.
-
-        Raises:
-            ValueError: ``organization`` disagrees with the organisation in ``repo_id`` (sentence-transformers' message).
-        """
-        repo_name = kwargs.pop("repo_name", None)
-        if repo_name and "repo_id" not in kwargs:
-            logger.warning(
-                "Providing a `repo_name` keyword argument to `save_to_hub` is deprecated. Please use `repo_id` instead."
-            )
-            kwargs["repo_id"] = repo_name
-        if len(args) >= 2:  # positional arguments from before `token` was added
-            args = (*args[:2], None, *args[2:])
-        return self._save_to_hub(*args, **kwargs)
-
-    def _save_to_hub(
-        self,
-        repo_id: str,
-        organization: str | None = None,
-        token: str | None = None,
-        private: bool | None = None,
-        safe_serialization: bool = True,
-        commit_message: str = "Add new model.",
-        local_model_path: str | None = None,
-        exist_ok: bool = False,
-        replace_model_card: bool = False,
-        train_datasets: list[str] | None = None,
-    ) -> str:
-        logger.warning(
-            "The `save_to_hub` method is deprecated and will be removed in a future version of SentenceTransformers."
-            " Please use `push_to_hub` instead for future model uploads."
-        )
-        if organization:
-            if "/" not in repo_id:
-                logger.warning(
-                    f'Providing an `organization` to `save_to_hub` is deprecated. Please use `repo_id="{organization}/{repo_id}"` instead.'
-                )
-                repo_id = f"{organization}/{repo_id}"
-            elif repo_id.split("/")[0] != organization:
-                raise ValueError(
-                    "Providing an `organization` to `save_to_hub` is deprecated. Please use `repo_id` instead."
-                )
-            else:
-                logger.warning(
-                    f'Providing an `organization` to `save_to_hub` is deprecated. Please use `repo_id="{repo_id}"` instead.'
-                )
-        return self.push_to_hub(
-            repo_id=repo_id,
-            token=token,
-            private=private,
-            safe_serialization=safe_serialization,
-            commit_message=commit_message,
-            local_model_path=local_model_path,
-            exist_ok=exist_ok,
-            replace_model_card=replace_model_card,
-            train_datasets=train_datasets,
-        )
-
 
 def _torch_converter() -> Any:
     """Return a numpy array or scalar -> torch tensor converter (imports torch: only when the caller asked for tensors)."""
@@ -420,30 +293,3 @@ def _torch_converter() -> Any:
         return torch.from_numpy(np.ascontiguousarray(value)) if isinstance(value, np.ndarray) else torch.tensor(value)
 
     return convert
-
-
-def _pr_description(name: str, architecture: str, repo_id: str) -> str:
-    """The pull request description sentence-transformers writes, naming staticst's class and import."""
-    return f"""\
-Hello!
-
-This pull request has been automatically generated to add {name} compatibility.
-
-## Full Model Architecture:
-```
-{architecture}
-```
-
-## Testing this pull request
-You can test this pull request before merging by loading the model from this PR with the `revision` argument:
-```python
-from staticst import {name}
-
-# NOTE: Update this to the number of your pull request
-pr_number = 2
-model = {name}(
-    "{repo_id}",
-    revision=f"refs/pr/{{pr_number}}",
-)
-```
-"""

@@ -1,12 +1,16 @@
-"""Saving and worker pools of the facade: ``save`` / ``save_pretrained`` and ST's multi-process pool API.
+"""Saving, publishing and worker pools of the facade.
+
+``save`` / ``save_pretrained``, ``push_to_hub`` / ``save_to_hub``, and ST's multi-process pool API.
 
 :class:`STSaveMixin` is part of :class:`staticst.StaticSentenceTransformer`; it wires the facade's state into
-:mod:`staticst.persistence.save` and :mod:`staticst.multiprocess`.
+:mod:`staticst.persistence.save` (the files), :mod:`staticst.model_card` (every card text),
+:mod:`staticst.persistence.hub` (the upload) and :mod:`staticst.multiprocess`.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -19,25 +23,17 @@ from tokenizers import Tokenizer
 from staticst._st_args import warn_non_cpu_workers
 from staticst._version import __version__
 from staticst.engine import Embedder
+from staticst.model_card import pull_request_description, st_card
 from staticst.persistence.load import ModelParts
-from staticst.persistence.save import SavedModel, model_card, write_model
+from staticst.persistence.save import SavedModel, write_model
 
 __all__ = ["STSaveMixin"]
 
-
-def _usage(model_id: str) -> str:
-    """The card's usage section; like ST's, its snippet loads ``model_id`` (ST's placeholder when unnamed)."""
-    return (
-        "\n## Usage\n\n```python\nfrom sentence_transformers import SentenceTransformer"
-        "  # or: from staticst import StaticSentenceTransformer as SentenceTransformer\n\n"
-        f'model = SentenceTransformer("{model_id}")\n'
-        'embeddings = model.encode(["The weather is lovely today.", "It\'s so sunny outside!"])\n'
-        "similarities = model.similarity(embeddings, embeddings)\n```\n"
-    )
+logger = logging.getLogger("staticst.model")
 
 
 class STSaveMixin:
-    """``save`` / ``save_pretrained`` and ``start_multi_process_pool`` / ``stop_multi_process_pool``."""
+    """``save`` / ``save_pretrained``, ``push_to_hub`` / ``save_to_hub`` and the multi-process pool API."""
 
     _engine: Embedder
     _parts: ModelParts
@@ -135,9 +131,7 @@ class STSaveMixin:
         card = None
         if create_model_card:
             name = model_name or self.model_card_data.model_name or self.model_id
-            card = model_card(str(name), layout, engine.dim, self.model_card_data.license) + _usage(
-                self.model_card_data.model_id or "sentence_transformers_model_id"
-            )
+            card = st_card(str(name), layout, engine.dim, self.model_card_data.license, self.model_card_data.model_id)
         model = SavedModel(
             layout=layout,
             table=engine.table,
@@ -168,3 +162,130 @@ class STSaveMixin:
     def save_pretrained(self, path: str | os.PathLike[str], model_name: str | None = None, **kwargs: Any) -> None:
         """Alias of :meth:`save`."""
         self.save(path, model_name=model_name, **kwargs)
+
+    # ------------------------------------------------------------------ hub
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        token: str | None = None,
+        private: bool | None = None,
+        safe_serialization: bool = True,
+        commit_message: str | None = None,
+        local_model_path: str | None = None,
+        exist_ok: bool = False,
+        replace_model_card: bool = False,
+        train_datasets: list[str] | None = None,
+        revision: str | None = None,
+        create_pr: bool = False,
+    ) -> str:
+        """Upload the model to a Hugging Face Hub repository, creating it (and the ``revision`` branch) if needed.
+
+        The calls sentence-transformers 6.2 makes: ``create_repo`` (``exist_ok`` also when ``create_pr``),
+        ``create_branch`` for a ``revision``, a README probe unless ``replace_model_card``, ``upload_folder``
+        with the same commit message and, for a pull request, description.
+
+        Args:
+            repo_id: ``"name"`` or ``"org/name"``.
+            token: Hub token.
+            private: Create the repository private.
+            safe_serialization: Accepted for compatibility (staticst always writes safetensors).
+            commit_message: Default ``"Add new StaticSentenceTransformer model"``.
+            local_model_path: Upload this folder instead of saving the model.
+            exist_ok: Allow an existing repository.
+            replace_model_card: Write a model card even if the repository already has a ``README.md``.
+            train_datasets: Accepted for compatibility; no effect.
+            revision: Branch to push to (created if missing).
+            create_pr: Open a pull request instead of committing to the branch.
+
+        Returns:
+            The pull request URL when ``create_pr``, else the commit URL.
+        """
+        from staticst.persistence.hub import push_folder
+
+        name = type(self).__name__
+
+        def describe(repo: str) -> str:
+            return pull_request_description(name, repr(self), repo)
+
+        def save(folder: str, repo: str, card: bool) -> None:
+            self.model_card_data.model_id = repo
+            self.save(folder, model_name=repo, create_model_card=card)
+
+        return push_folder(
+            save,
+            repo_id,
+            token=token,
+            private=private,
+            commit_message=commit_message if commit_message is not None else f"Add new {name} model",
+            exist_ok=exist_ok,
+            revision=revision,
+            create_pr=create_pr,
+            local_model_path=local_model_path,
+            replace_model_card=replace_model_card,
+            describe=describe,
+        )
+
+    def save_to_hub(self, *args: Any, **kwargs: Any) -> str:
+        """Deprecated alias of :meth:`push_to_hub`, with sentence-transformers 6.3's argument handling.
+
+        ``save_to_hub(repo_id, organization=None, token=None, private=None, safe_serialization=True,
+        commit_message="Add new model.", local_model_path=None, exist_ok=False, replace_model_card=False,
+        train_datasets=None)``; the older ``repo_name=`` keyword and the positional order from before ``token``
+        existed (``repo_id, organization, private, ...``) are taken, with sentence-transformers' warnings.
+
+        Raises:
+            ValueError: ``organization`` disagrees with the organisation in ``repo_id`` (sentence-transformers' message).
+        """
+        repo_name = kwargs.pop("repo_name", None)
+        if repo_name and "repo_id" not in kwargs:
+            logger.warning(
+                "Providing a `repo_name` keyword argument to `save_to_hub` is deprecated. Please use `repo_id` instead."
+            )
+            kwargs["repo_id"] = repo_name
+        if len(args) >= 2:  # positional arguments from before `token` was added
+            args = (*args[:2], None, *args[2:])
+        return self._save_to_hub(*args, **kwargs)
+
+    def _save_to_hub(
+        self,
+        repo_id: str,
+        organization: str | None = None,
+        token: str | None = None,
+        private: bool | None = None,
+        safe_serialization: bool = True,
+        commit_message: str = "Add new model.",
+        local_model_path: str | None = None,
+        exist_ok: bool = False,
+        replace_model_card: bool = False,
+        train_datasets: list[str] | None = None,
+    ) -> str:
+        logger.warning(
+            "The `save_to_hub` method is deprecated and will be removed in a future version of SentenceTransformers."
+            " Please use `push_to_hub` instead for future model uploads."
+        )
+        if organization:
+            if "/" not in repo_id:
+                logger.warning(
+                    f'Providing an `organization` to `save_to_hub` is deprecated. Please use `repo_id="{organization}/{repo_id}"` instead.'
+                )
+                repo_id = f"{organization}/{repo_id}"
+            elif repo_id.split("/")[0] != organization:
+                raise ValueError(
+                    "Providing an `organization` to `save_to_hub` is deprecated. Please use `repo_id` instead."
+                )
+            else:
+                logger.warning(
+                    f'Providing an `organization` to `save_to_hub` is deprecated. Please use `repo_id="{repo_id}"` instead.'
+                )
+        return self.push_to_hub(
+            repo_id=repo_id,
+            token=token,
+            private=private,
+            safe_serialization=safe_serialization,
+            commit_message=commit_message,
+            local_model_path=local_model_path,
+            exist_ok=exist_ok,
+            replace_model_card=replace_model_card,
+            train_datasets=train_datasets,
+        )

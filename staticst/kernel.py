@@ -23,6 +23,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,63 @@ from staticst.tokenization.pretokenizers import Unsupported
 
 if TYPE_CHECKING:
     from staticst._kernel import Kernel, WordTable
+
+@dataclass(frozen=True, slots=True)
+class KernelConfig:
+    """Everything the compiled ``Kernel`` is built from: ``_kernel.Kernel(config)`` reads these fields by name.
+
+    The field names are the C module's own list (``_kernel.KERNEL_CONFIG_FIELDS``, exported from
+    ``csrc/kernel_type.c``; ``tests/test_kernel.py`` checks the two agree). Sizes use ``-1`` for "none", as the
+    C side does.
+
+    Attributes:
+        words: The word cache (shared by the kernels of one engine).
+        table: ``(rows, dim)`` C-contiguous float32 / float16 / float64 / int8 table.
+        mapping: Token id -> table row (int64), or ``None``.
+        weights: Per-token weights (float32 / float64), or ``None``.
+        mode: Pre-tokenizer family code (``_kernel.MODES``).
+        prepend_space: Prepend a space to each text (Metaspace-style families).
+        norm_table: The normaliser's output per ASCII character (128 entries).
+        raw: Substrings that send a text to the slow path before normalising.
+        normalized: Substrings that send a text to the slow path after normalising.
+        char_limit: Characters kept per text (``-1``: all).
+        max_length: Token ids kept per text (``-1``: all).
+        truncate_left: Keep the last ``max_length`` ids instead of the first.
+        unk_id: The unknown token's id (``-1``: none).
+        drop_unknown: Drop unknown-token ids before pooling (model2vec's rule).
+        arithmetic: Pooling arithmetic code (``_kernel.ARITHMETICS``).
+        normalize: L2-normalise each vector.
+        weight_sum: Divide by the sum of weights instead of the id count.
+        resolve: Word-cache miss resolver (keys -> ids), for the word-cache path.
+        fallback: Texts -> ``(ids, offsets)`` through the Hugging Face tokenizer.
+        threads: Threads per call.
+        boundary: ASCII chunk separators for non-ASCII text, or ``None``.
+        pipeline: The native tokenizer pipeline, or ``None``.
+    """
+
+    words: WordTable
+    table: np.ndarray
+    mapping: np.ndarray | None
+    weights: np.ndarray | None
+    mode: int
+    prepend_space: bool
+    norm_table: Sequence[bytes]
+    raw: Sequence[bytes]
+    normalized: Sequence[bytes]
+    char_limit: int
+    max_length: int
+    truncate_left: bool
+    unk_id: int
+    drop_unknown: bool
+    arithmetic: int
+    normalize: bool
+    weight_sum: bool
+    resolve: Callable[[list[str]], Sequence[Sequence[int]]]
+    fallback: Callable[[list[str]], tuple[np.ndarray, np.ndarray]]
+    threads: int
+    boundary: bytes | None = None
+    pipeline: Any = None
+
 
 BUILD_RECORD = Path(__file__).with_name("_kernel_build.json")
 """Written by ``setup.py`` at install: ``{"status": "built" | "failed", "reason": ...}``."""
@@ -89,6 +147,7 @@ __all__ = [
     "ENV_KERNEL",
     "ENV_THREADS",
     "KERNELS",
+    "KernelConfig",
     "NativeKernel",
     "available",
     "build_native",
@@ -397,7 +456,7 @@ def build_native(
         path, path_reason = TOKENIZER_HF, f"no native tokenizer: {native_why}; no word-cache plan: {why}"
         reason = f"native pooling; every text through the Hugging Face tokenizer ({path_reason}), {threads} thread(s)"
     try:
-        core = _kernel.Kernel(
+        config = KernelConfig(
             words=words,
             table=np.ascontiguousarray(table),
             mapping=None if mapping is None else np.ascontiguousarray(mapping, dtype=np.int64),
@@ -421,6 +480,7 @@ def build_native(
             boundary=boundary,
             pipeline=compiled,
         )
+        core = _kernel.Kernel(config)
     except ValueError as exc:
         return None, f"the native kernel cannot run this model ({exc})"
     kernel = NativeKernel(core, reason, path, path_reason)

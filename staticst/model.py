@@ -24,6 +24,7 @@ import staticst.util as util
 from staticst._st_args import (
     PLAIN_OPTIONS,
     SIMILARITY_FN_NAMES,
+    EncodeOptions,
     Precision,
     as_texts,
     check_device,
@@ -481,8 +482,8 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         """
         if kwargs or inputs is None:
             inputs = renamed_inputs(inputs, kwargs, "encode")
-        options = (precision, output_value, convert_to_numpy, convert_to_tensor, device, pool, chunk_size)
-        if not kwargs and options == PLAIN_OPTIONS and type(batch_size) is int and batch_size > 0:
+        output = (precision, output_value, convert_to_numpy, convert_to_tensor, device, pool, chunk_size)
+        if not kwargs and output == PLAIN_OPTIONS and type(batch_size) is int and batch_size > 0:
             if type(inputs) is str:
                 return self._encode_one(inputs, prompt_name, prompt, normalize_embeddings, truncate_dim)
             # one text in a list: the same short path (no progress bar would be shown for it)
@@ -495,10 +496,11 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
                 )
             ):
                 return self._encode_one(inputs[0], prompt_name, prompt, normalize_embeddings, truncate_dim)[None, :]
-        result, _ = self._encode(
-            inputs, prompt_name, prompt, batch_size, show_progress_bar, output_value, precision, convert_to_numpy,
-            convert_to_tensor, device, normalize_embeddings, truncate_dim, pool, chunk_size, kwargs,
+        options = EncodeOptions(
+            prompt_name, prompt, batch_size, show_progress_bar, output_value, precision, convert_to_numpy,
+            convert_to_tensor, device, normalize_embeddings, truncate_dim, pool, chunk_size,
         )  # fmt: skip
+        result, _ = self._encode(inputs, options, kwargs)
         return result
 
     def encode_with_usage(self, inputs: str | Sequence[str] | np.ndarray, **kwargs: Any) -> tuple[Any, int]:
@@ -512,55 +514,36 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         """
         if kwargs.get("pool") is not None or isinstance(kwargs.get("device"), list):
             raise ValueError("encode_with_usage() encodes in this process: drop pool= and device=[...].")
-        names = (
-            "prompt_name", "prompt", "batch_size", "show_progress_bar", "output_value", "precision", "convert_to_numpy",
-            "convert_to_tensor", "device", "normalize_embeddings", "truncate_dim", "pool", "chunk_size",
-        )  # fmt: skip
-        defaults = (None, None, 32, None, "sentence_embedding", "float32", True, False, None, False, None, None, None)
-        options = {name: kwargs.pop(name, default) for name, default in zip(names, defaults, strict=True)}
-        return self._encode(inputs, **options, kwargs=kwargs)
+        options = EncodeOptions.pop_from(kwargs)
+        return self._encode(inputs, options, kwargs)
 
-    def _encode(
-        self,
-        inputs: Any,
-        prompt_name: str | None,
-        prompt: str | None,
-        batch_size: Any,
-        show_progress_bar: bool | None,
-        output_value: Any,
-        precision: Any,
-        convert_to_numpy: bool,
-        convert_to_tensor: bool,
-        device: Any,
-        normalize_embeddings: bool,
-        truncate_dim: int | None,
-        pool: dict[str, Any] | None,
-        chunk_size: int | None,
-        kwargs: dict[str, Any],
-    ) -> tuple[Any, int]:
+    def _encode(self, inputs: Any, options: EncodeOptions, kwargs: dict[str, Any]) -> tuple[Any, int]:
         """The general path of :meth:`encode`: ``(result, token ids pooled)`` (-1 when worker processes encoded)."""
-        check_encode_options(self._st_name, batch_size, precision, output_value, kwargs, self.get_model_kwargs())
-        devices = device if isinstance(device, list) else None
-        if pool is not None:
+        check_encode_options(
+            self._st_name, options.batch_size, options.precision, options.output_value, kwargs, self.get_model_kwargs()
+        )
+        devices = options.device if isinstance(options.device, list) else None
+        if options.pool is not None:
             from staticst.multiprocess import check_pool
 
-            check_pool(pool)
+            check_pool(options.pool)
         if devices is not None:
             if not devices:
                 raise ValueError("device=[] names no worker: pass a list such as ['cpu', 'cpu'], or a single device.")
             warn_non_cpu_workers(devices)
         else:
-            check_device(device)
-        if chunk_size is not None:
-            check_positive("chunk_size", chunk_size)
-            if pool is None and devices is None:
+            check_device(options.device)
+        if options.chunk_size is not None:
+            check_positive("chunk_size", options.chunk_size)
+            if options.pool is None and devices is None:
                 warn_once("encode:chunk_size", "chunk_size only applies with a pool (or a list of devices); no effect.")
-        truncate_dim = truncate_dim if truncate_dim is not None else self.truncate_dim
+        truncate_dim = options.truncate_dim if options.truncate_dim is not None else self.truncate_dim
         if truncate_dim is not None:
             check_truncate_dim(truncate_dim)
         raw, single = as_texts(inputs)
-        check_token_embeddings(output_value, len(raw))
-        texts = prompted(self._resolve_prompt(prompt, prompt_name), raw)
+        check_token_embeddings(options.output_value, len(raw))
+        texts = prompted(self._resolve_prompt(options.prompt, options.prompt_name), raw)
+        show_progress_bar = options.show_progress_bar
         if show_progress_bar is None:
             show_progress_bar = logger.getEffectiveLevel() in (logging.INFO, logging.DEBUG)
 
@@ -569,21 +552,21 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
         try:
             if has_pairs(texts):
                 emb = self._embed_items(texts)
-            elif pool is not None or devices is not None:
+            elif options.pool is not None or devices is not None:
                 from staticst.multiprocess import embed_pooled
 
-                with _bar(len(texts), bool(show_progress_bar), batch_size) as bar:
+                with _bar(len(texts), bool(show_progress_bar), options.batch_size) as bar:
                     emb = embed_pooled(
                         self._engine,
                         self._worker_folder(),
                         texts,
-                        pool,
+                        options.pool,
                         devices,
-                        chunk_size,
+                        options.chunk_size,
                         bar.update if bar else None,
                     )
             if emb is None:
-                emb, tokens = self._embed_with_progress(texts, batch_size, bool(show_progress_bar))
+                emb, tokens = self._embed_with_progress(texts, options.batch_size, bool(show_progress_bar))
         except (TypeError, ValueError) as exc:  # e.g. tokenizers' error for a lone surrogate: name the input
             error = invalid_text(texts)
             if error is None:
@@ -591,20 +574,22 @@ class StaticSentenceTransformer(STSaveMixin, STCompatMixin):
             raise error from exc
         if truncate_dim is not None:
             emb = emb[:, :truncate_dim]
-        if output_value is None:
-            as_tensors = convert_to_tensor or not convert_to_numpy  # torch only when the caller asks for tensors
-            dicts = self._output_dicts(raw, texts, np.ascontiguousarray(emb), batch_size, as_tensors)
+        if options.output_value is None:
+            as_tensors = (
+                options.convert_to_tensor or not options.convert_to_numpy
+            )  # torch only when the caller asks for tensors
+            dicts = self._output_dicts(raw, texts, np.ascontiguousarray(emb), options.batch_size, as_tensors)
             return (dicts[0] if single else dicts), tokens
-        if normalize_embeddings:
+        if options.normalize_embeddings:
             emb = _normalized(emb)
         result = convert_output(
             np.ascontiguousarray(emb),
             n=len(texts),
             single=single,
-            output_value=output_value,
-            precision=precision,
-            convert_to_numpy=convert_to_numpy,
-            convert_to_tensor=convert_to_tensor,
+            output_value=options.output_value,
+            precision=options.precision,
+            convert_to_numpy=options.convert_to_numpy,
+            convert_to_tensor=options.convert_to_tensor,
         )
         return result, tokens
 

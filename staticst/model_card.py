@@ -8,10 +8,12 @@ fills a card for a sentence-transformers model fills staticst's the same way. No
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-__all__ = ["ModelCardData"]
+__all__ = ["ModelCardData", "model2vec_card", "pull_request_description", "st_card"]
 
 _TEXT_EXAMPLES = ["The weather is lovely today.", "It's so sunny outside!", "He drove to the stadium."]
 _IR_EXAMPLES = [
@@ -225,3 +227,78 @@ class ModelCardData:
             if len(found) >= limit:
                 break
         return found
+
+
+def st_card(name: str, layout: str, dim: int, license: str | None, model_id: str | None) -> str:
+    """The ``README.md`` that ``StaticSentenceTransformer.save`` writes.
+
+    Args:
+        name: The card's title.
+        layout: The layout saved (``"model2vec"`` or ``"sentence-transformers"``).
+        dim: The vectors' dimension.
+        license: The licence for the front matter, or ``None``.
+        model_id: The id the usage snippet loads (sentence-transformers' placeholder when ``None``), as in ST.
+    """
+    return (
+        "---\nlibrary_name: sentence-transformers\ntags:\n- static-embeddings\n- staticst\n"
+        + (f"license: {license}\n" if license else "")
+        + f"---\n\n# {name}\n\nA static embedding model ({layout} layout, {dim} dimensions), "
+        "saved by staticst. Load it with `staticst.StaticSentenceTransformer`, "
+        "`sentence_transformers.SentenceTransformer` or `model2vec.StaticModel`.\n"
+        "\n## Usage\n\n```python\nfrom sentence_transformers import SentenceTransformer"
+        "  # or: from staticst import StaticSentenceTransformer as SentenceTransformer\n\n"
+        f'model = SentenceTransformer("{model_id or "sentence_transformers_model_id"}")\n'
+        'embeddings = model.encode(["The weather is lovely today.", "It\'s so sunny outside!"])\n'
+        "similarities = model.similarity(embeddings, embeddings)\n```\n"
+    )
+
+
+def model2vec_card(title: str, tokens: int, dim: int, language: Sequence[str] | None, base_model: str | None) -> str:
+    """The ``README.md`` that ``StaticModel.save_pretrained`` writes (model2vec's front matter keys).
+
+    Args:
+        title: The card's title.
+        tokens: The vocabulary size.
+        dim: The vectors' dimension.
+        language: The model's languages, or ``None``.
+        base_model: The model this one was distilled from, or ``None``.
+    """
+    meta: dict[str, Any] = {"library_name": "model2vec", "license": "mit"}
+    if language:
+        meta["language"] = list(language)
+    if base_model:
+        meta["base_model"] = base_model
+    meta["tags"] = ["embeddings", "static-embeddings", "model2vec", "staticst"]
+    front = "\n".join(f"{key}: {json.dumps(value)}" for key, value in meta.items())
+    return (
+        f"---\n{front}\n---\n\n# {title}\n\nA static embedding model ({tokens} tokens, {dim} dimensions). "
+        "Load it with `model2vec.StaticModel.from_pretrained`, `staticst.StaticModel.from_pretrained` or "
+        "`staticst.StaticSentenceTransformer`.\n"
+    )
+
+
+def pull_request_description(name: str, architecture: str, repo_id: str) -> str:
+    """The pull request description sentence-transformers writes, naming staticst's class and import."""
+    return f"""\
+Hello!
+
+This pull request has been automatically generated to add {name} compatibility.
+
+## Full Model Architecture:
+```
+{architecture}
+```
+
+## Testing this pull request
+You can test this pull request before merging by loading the model from this PR with the `revision` argument:
+```python
+from staticst import {name}
+
+# NOTE: Update this to the number of your pull request
+pr_number = 2
+model = {name}(
+    "{repo_id}",
+    revision=f"refs/pr/{{pr_number}}",
+)
+```
+"""

@@ -29,6 +29,7 @@ from staticst._version import __version__
 from staticst.engine import Embedder
 from staticst.errors import MissingDependencyError, VocabularyMismatchError
 from staticst.families import MODEL2VEC
+from staticst.model_card import model2vec_card
 from staticst.persistence.hub import resolve_model
 from staticst.persistence.layout import all_layout_files
 from staticst.persistence.load import TABLE_DTYPES, ModelParts, check_finite, parts_in_memory, read_model
@@ -504,7 +505,9 @@ class StaticModel:
         # The engine returns float32. model2vec keeps a float64 table's means in float64 (it normalises in
         # float32, so normalised vectors are float32 values either way): those come from Embedder.embed_float64.
         embed = (
-            Embedder.embed_float64 if self.embedding.dtype == np.float64 and not engine.pooling.normalize else Embedder.embed
+            Embedder.embed_float64
+            if self.embedding.dtype == np.float64 and not engine.pooling.normalize
+            else Embedder.embed
         )
         out = self._batched(embed, engine, texts, batch_size, show_progress_bar)
         dtype = np.float32 if self.embedding.dtype == np.int8 else self.embedding.dtype
@@ -567,22 +570,9 @@ class StaticModel:
             st_config={"__version__": {"staticst": __version__}},
         )
         write_model(folder, model, None)
-        (folder / "README.md").write_text(self._model_card(model_name), encoding="utf-8")
-
-    def _model_card(self, model_name: str | None) -> str:
-        meta: dict[str, Any] = {"library_name": "model2vec", "license": "mit"}
-        if self.language:
-            meta["language"] = list(self.language)
-        if self.base_model_name:
-            meta["base_model"] = self.base_model_name
-        meta["tags"] = ["embeddings", "static-embeddings", "model2vec", "staticst"]
-        front = "\n".join(f"{key}: {json.dumps(value)}" for key, value in meta.items())
         title = model_name or self.base_model_name or "static embedding model"
-        return (
-            f"---\n{front}\n---\n\n# {title}\n\nA static embedding model ({len(self.tokens)} tokens, {self.dim} dimensions). "
-            "Load it with `model2vec.StaticModel.from_pretrained`, `staticst.StaticModel.from_pretrained` or "
-            "`staticst.StaticSentenceTransformer`.\n"
-        )
+        card = model2vec_card(title, len(self.tokens), self.dim, self.language, self.base_model_name)
+        (folder / "README.md").write_text(card, encoding="utf-8")
 
     def push_to_hub(
         self, repo_id: str, private: bool = False, token: str | None = None, subfolder: str | None = None

@@ -304,3 +304,33 @@ def test_float16_copy_is_made_for_large_steps_only(tmp_path: Path, monkeypatch: 
     assert model.engine.gather_table is not None and model.engine.gather_table.dtype == np.float32
     np.testing.assert_array_equal(small, with_copy)
     np.testing.assert_array_equal(model.encode(texts[0]), small[0])
+
+
+@pytest.mark.parametrize("method", ["encode", "encode_query", "encode_document"])
+def test_signature_defaults_are_the_options_defaults_and_sentence_transformers(method: str) -> None:
+    """The public signatures spell out EncodeOptions' defaults, which are sentence-transformers' own."""
+    import dataclasses
+    import inspect
+
+    from sentence_transformers import SentenceTransformer
+
+    from staticst._st_args import PLAIN_OPTIONS, EncodeOptions
+
+    ours = inspect.signature(getattr(StaticSentenceTransformer, method)).parameters
+    theirs = inspect.signature(getattr(SentenceTransformer, method)).parameters
+    for field in dataclasses.fields(EncodeOptions):
+        assert ours[field.name].default == field.default, (method, field.name)
+        if field.name in theirs:
+            assert theirs[field.name].default == field.default, (method, field.name)
+    options = [name for name in ours if name not in ("self", "inputs", "kwargs")]
+    assert options == [field.name for field in dataclasses.fields(EncodeOptions)]
+    assert PLAIN_OPTIONS == ("float32", "sentence_embedding", True, False, None, None, None)
+
+
+def test_encode_with_usage_takes_encode_options_by_name(pair: tuple) -> None:
+    ours, _ = pair
+    vectors, tokens = ours.encode_with_usage(TEXTS, truncate_dim=8, normalize_embeddings=True, precision="int8")
+    np.testing.assert_array_equal(vectors, ours.encode(TEXTS, truncate_dim=8, normalize_embeddings=True, precision="int8"))
+    assert tokens > 0
+    with pytest.raises(ValueError, match="bogus"):
+        ours.encode_with_usage(TEXTS, bogus=1)

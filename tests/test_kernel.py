@@ -274,11 +274,17 @@ def test_word_table_generations_are_replaced_within_the_bound(tiny_model2vec: Pa
 def _raw_kernel(
     table: np.ndarray, mapping: np.ndarray | None = None, weights: np.ndarray | None = None, **over: object
 ) -> object:
-    args: dict[str, object] = dict(
+    args = {**_raw_defaults(), "table": table, "mapping": mapping, "weights": weights}
+    args.update(over)
+    return kernels._kernel.Kernel(kernels.KernelConfig(**args))  # type: ignore[arg-type]
+
+
+def _raw_defaults() -> dict[str, object]:
+    return dict(
         words=kernels._kernel.WordTable(),
-        table=table,
-        mapping=mapping,
-        weights=weights,
+        table=None,
+        mapping=None,
+        weights=None,
         mode=5,
         prepend_space=False,
         norm_table=(b"",) * 128,
@@ -296,8 +302,27 @@ def _raw_kernel(
         fallback=lambda texts: (np.zeros(0, np.int32), np.zeros(len(texts) + 1, np.int64)),
         threads=1,
     )
-    args.update(over)
-    return kernels._kernel.Kernel(**args)
+
+
+def test_the_config_fields_are_the_c_modules_list() -> None:
+    """KernelConfig's fields are the C module's own list, in its order (csrc/kernel_type.c exports it)."""
+    import dataclasses
+
+    assert tuple(f.name for f in dataclasses.fields(kernels.KernelConfig)) == kernels._kernel.KERNEL_CONFIG_FIELDS
+
+
+def test_a_config_missing_a_field_or_with_a_mistyped_one_is_refused_by_name() -> None:
+    import types
+
+    table = np.ones((10, 4), dtype=np.float32)
+    good = kernels.KernelConfig(**{**_raw_defaults(), "table": table})  # type: ignore[arg-type]
+    partial = types.SimpleNamespace(**{f: getattr(good, f) for f in kernels._kernel.KERNEL_CONFIG_FIELDS if f != "threads"})
+    with pytest.raises(TypeError, match="has no field 'threads'"):
+        kernels._kernel.Kernel(partial)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+        _raw_kernel(table, max_length="many")
+    with pytest.raises(TypeError):
+        kernels._kernel.Kernel(config=None, threads=1)  # type: ignore[call-arg]
 
 
 def test_the_boundary_refuses_bad_arrays_and_ids() -> None:

@@ -70,6 +70,12 @@ MULTILINGUAL = [
 TRICKY = [
     "",
     " ",
+    # ASCII chars a stage removes between a letter and its marks (Nmt, clean_text): the letter still composes
+    # with them under NFC / NFKC, as tokenizers applies the removal first (found by the property test below)
+    "a\x1f\u0300",
+    "e\x1f\u0301\x1f\u0327",
+    "A\x01\x7f\u030a",
+    "xo\x00\x08\u0308y",
     "\u0301",  # a lone combining mark
     "e\u0301\u0302",
     "a\u0302\u0323\u0301\u0323",  # marks out of canonical order
@@ -299,7 +305,7 @@ def test_tricky_sequences(pairs: dict[str, Pair], name: str) -> None:
 
 # any code point but surrogates, with a weight on the ones that interact (marks, jamo, controls, CJK, emoji)
 _INTERESTING = (
-    "aeiouAEIOUsSıIİiΣσς \t\n\r\x00\x0b\x85\u00a0\u3000\u2028\ufeff\ufffd\u200b\u200c\u200d"
+    "aeiouAEIOUsSıIİiΣσς \t\n\r\x00\x01\x1f\x7f\x0b\x85\u00a0\u3000\u2028\ufeff\ufffd\u200b\u200c\u200d"
     "\u0300\u0301\u0302\u0307\u0316\u0323\u0327\u0334\u0345\u0591\u05b0\u064b\u0670\u093c\u094d\u0e38\u0f71\u302a\u3099"
     "\u1100\u1161\u11a8\u11a7\uac00\uac01\ud7a3\u4e00\u4e2d\u3400\uf900\U00020000\U0002f800"
     "\u0600\u06dd\u0915\u0937\U0001f1e6\U0001f1e8\U0001f44d\U0001f3fd\u00a9\u2764\ufe0f\U000e0061"

@@ -22,7 +22,7 @@ from tokenizers import Tokenizer
 from staticst.persistence.io import write_safetensors
 from staticst.persistence.layout import ST_CONFIG_FILE
 
-__all__ = ["WRITERS", "LayoutContents", "LayoutWriter", "SavedModel", "model_card", "saved_tokenizer", "write_model"]
+__all__ = ["WRITERS", "LayoutContents", "LayoutWriter", "SavedModel", "saved_tokenizer", "write_model"]
 
 _STATIC = "sentence_transformers.models.StaticEmbedding"
 _NORMALIZE = "sentence_transformers.models.Normalize"
@@ -135,17 +135,6 @@ def _tokenizer_with_limit(tokenizer: Tokenizer, max_length: int | None, side: st
     options.update(max_length=max_length, direction=side)
     copy.enable_truncation(**options)
     return copy
-
-
-def model_card(name: str, layout: str, dim: int, license: str | None) -> str:
-    """A short ``README.md`` for a saved model."""
-    return (
-        "---\nlibrary_name: sentence-transformers\ntags:\n- static-embeddings\n- staticst\n"
-        + (f"license: {license}\n" if license else "")
-        + f"---\n\n# {name}\n\nA static embedding model ({layout} layout, {dim} dimensions), "
-        "saved by staticst. Load it with `staticst.StaticSentenceTransformer`, "
-        "`sentence_transformers.SentenceTransformer` or `model2vec.StaticModel`.\n"
-    )
 
 
 def write_model(folder: Path, model: SavedModel, card: str | None = None) -> None:

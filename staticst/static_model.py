@@ -215,17 +215,14 @@ class StaticModel:
         kernel: str | None,
     ) -> None:
         self._parts = parts
-        self._engine = Embedder.from_parts(parts, kernel=kernel, family=MODEL2VEC, normalize=bool(normalize))
-        self._engines: dict[Any, Embedder] = {}
+        # what needs the Hugging Face tokenizer is read before the engine is built: the engine lets go of a large
+        # one once its native pipeline tokenizes every text, and a later read would rebuild it (hundreds of MB)
         vocab = parts.tokenizer.get_vocab()
         self.tokens: tuple[str, ...] = tuple(t for t, _ in sorted(vocab.items(), key=lambda x: x[1]))
         self.median_token_length = int(np.median([len(t) for t in self.tokens]))
-        self.tokenizer = Tokenizer.from_str(parts.tokenizer.to_str())
-        padding = parts.padding
-        if padding is not None:  # model2vec keeps the pad token but stops padding
-            self.tokenizer.enable_padding(
-                pad_id=padding["pad_id"], pad_token=padding["pad_token"], pad_type_id=padding["pad_type_id"], length=0
-            )
+        self._engine = Embedder.from_parts(parts, kernel=kernel, family=MODEL2VEC, normalize=bool(normalize))
+        self._engines: dict[Any, Embedder] = {}
+        self._tokenizer: Tokenizer | None = None  # model2vec's `tokenizer` attribute, copied on first use
         self.config: dict[str, Any] = dict(config)
         self.base_model_name = base_model_name
         self.language = language
@@ -440,11 +437,37 @@ class StaticModel:
         self._engine = self._engine.with_max_length(value)
         self._engines.clear()
 
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The model's ``tokenizers.Tokenizer`` (a copy of the loaded one, truncated at :attr:`max_length`).
+
+        As model2vec's attribute; settable. The copy is made on first use: a model that only encodes never holds
+        it (its engine tokenizes natively and keeps a large tokenizer's JSON compressed).
+        """
+        tokenizer = self._tokenizer
+        if tokenizer is None:
+            tokenizer = Tokenizer.from_str(self._parts.tokenizer.to_str())
+            padding = self._parts.padding
+            if padding is not None:  # model2vec keeps the pad token but stops padding
+                tokenizer.enable_padding(
+                    pad_id=padding["pad_id"], pad_token=padding["pad_token"], pad_type_id=padding["pad_type_id"], length=0
+                )
+            self._tokenizer = tokenizer
+            self._set_tokenizer_limit(self._max_length)
+        return tokenizer
+
+    @tokenizer.setter
+    def tokenizer(self, value: Tokenizer) -> None:
+        self._tokenizer = value
+
     def _set_tokenizer_limit(self, value: int | None) -> None:
+        tokenizer = self._tokenizer
+        if tokenizer is None:  # applied when the copy is made
+            return
         if value is None:
-            self.tokenizer.no_truncation()
+            tokenizer.no_truncation()
         else:
-            self.tokenizer.enable_truncation(value)
+            tokenizer.enable_truncation(value)
 
     def _engine_for(self, max_length: int | None, normalize: bool, char_cut: bool = True) -> Embedder:
         """The engine under a per-call token limit / normalisation (cached; the table and word cache are shared)."""
@@ -595,6 +618,9 @@ class StaticModel:
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Rebuild the engine from the pickled parts (see :meth:`__getstate__`)."""
         kernel, threads = state.pop("_engine_state")
+        if "tokenizer" in state:  # pickled before the copy was made on first use
+            state["_tokenizer"] = state.pop("tokenizer")
+        state.setdefault("_tokenizer", None)
         self.__dict__.update(state)
         engine = Embedder.from_parts(
             self._parts, kernel=kernel, threads=threads, family=MODEL2VEC, normalize=self._normalize

@@ -103,3 +103,25 @@ def test_release_and_rebuild_keep_the_tokenizer_state(shared_model: Callable[[st
     assert isinstance(restored, ReloadableTokenizer) and restored.to_str() == before
     assert ReloadableTokenizer.wrap(proxy) is proxy  # type: ignore[comparison-overlap]
     assert isinstance(kernels.trim_heap(), bool)
+
+
+def test_a_static_model_holds_no_hugging_face_tokenizer_until_its_tokenizer_is_used(large: Path) -> None:
+    """StaticModel's load read the vocabulary after its engine released the tokenizer, which rebuilt it (about
+    300 MB for this model) and kept it with model2vec's `tokenizer` copy beside it; both now wait for a use."""
+    import model2vec
+
+    model = StaticModel.from_pretrained(str(large), kernel="native")
+    proxy = _proxy(model)  # type: ignore[arg-type]
+    assert not proxy.loaded and proxy.releases == 1
+    reference = model2vec.StaticModel.from_pretrained(str(large))
+    np.testing.assert_array_equal(model.encode(TEXTS), reference.encode(TEXTS))
+    model.max_length = 5  # the limit reaches the copy made later
+    assert model.tokens == reference.tokens and model.median_token_length == reference.median_token_length
+    assert model.unk_token_id == reference.unk_token_id
+    assert not proxy.loaded  # nothing above rebuilt it; the public copy is its own object
+    reference.max_length = 5
+    assert model.tokenizer.truncation == reference.tokenizer.truncation and not proxy.loaded
+    assert json.loads(model.tokenizer.to_str()) == json.loads(reference.tokenizer.to_str())
+    copy = pickle.loads(pickle.dumps(model))
+    assert not _proxy(copy).loaded and copy.tokenizer.truncation == reference.tokenizer.truncation  # type: ignore[arg-type]
+    np.testing.assert_array_equal(copy.encode(TEXTS), reference.encode(TEXTS))

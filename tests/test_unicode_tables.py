@@ -26,10 +26,15 @@ from staticst import kernel as kernels
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.skipif(
-    not kernels.available() and not os.environ.get("STATICST_REQUIRE_KERNEL"),
-    reason="the compiled kernel is not built (CI sets STATICST_REQUIRE_KERNEL=1 and builds it)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not kernels.available() and not os.environ.get("STATICST_REQUIRE_KERNEL"),
+        reason="the compiled kernel is not built (CI sets STATICST_REQUIRE_KERNEL=1 and builds it)",
+    ),
+    # the generator's end-to-end run (every code point probed against tokenizers: about 35 s of one core) runs with
+    # the integration jobs, which CI runs beside the upstream suites
+    pytest.mark.slow,
+]
 
 
 def _load_generator() -> Any:

@@ -90,7 +90,11 @@ class ReloadableTokenizer:
             setattr(self.get(), name, value)
 
     def __reduce__(self) -> tuple[Any, tuple[bytes]]:
-        return (ReloadableTokenizer._from_json, (zlib.compress(self.get().to_str().encode("utf-8"), 1),))
+        with self._lock:  # a released tokenizer pickles its kept JSON (no rebuild)
+            source = self._source if self._tokenizer is None else None
+        if source is None:
+            source = zlib.compress(self.get().to_str().encode("utf-8"), 1)
+        return (ReloadableTokenizer._from_json, (source,))
 
     def __repr__(self) -> str:
         return repr(self.get())

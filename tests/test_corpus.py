@@ -748,3 +748,39 @@ def test_cli_shards_resume_per_shard(tmp_path: Path, shared_model: Callable[[str
     assert got.tobytes() == StaticSentenceTransformer(model).encode(lines).tobytes()
     bad = _encode_cli("-i", str(source), "--shard", "2/2")
     assert bad.returncode == 2 and "expected i/n with 0 <= i < n" in bad.stderr
+
+
+def test_parquet_batches_with_and_without_nulls_straddle_the_checkpoints(
+    tmp_path: Path, model: StaticSentenceTransformer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs of readable records travel as one RecordBatch (a Parquet batch without nulls, a block of text lines);
+    a batch with a null takes the per-row path. Either way: input order, ids, the bad rows named, and the
+    records() view unchanged."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import staticst.corpus.sources as sources
+
+    monkeypatch.setattr(sources, "_PARQUET_BATCH", 700)  # Parquet batches of 700 rows; checkpoints every 1,000
+    texts: list[str | None] = [t for t in TEXTS[:3000]]
+    for row in (1500, 1501, 2999):
+        texts[row] = None
+    ids = [f"doc-{i}" for i in range(len(texts))]
+    source = tmp_path / "c.parquet"
+    pq.write_table(pa.table({"body": texts, "doc": ids}), source, row_group_size=1200)
+    out = tmp_path / "out.parquet"
+    report = embed_corpus(
+        model, source, out, field="body", id_field="doc", on_error="skip", batch_texts=1000, progress=False
+    )
+    kept = [i for i, t in enumerate(texts) if t is not None]
+    table = pq.read_table(out)
+    assert table.column("id").to_pylist() == [ids[i] for i in kept]
+    got = np.array(table.column("embedding").to_pylist(), dtype=np.float32)
+    assert got.tobytes() == model.encode([texts[i] for i in kept]).tobytes()
+    assert report.skipped == 3 and report.errors is not None
+    assert [json.loads(line)["row"] for line in report.errors.read_text().splitlines()] == [1500, 1501, 2999]
+    items = list(sources.open_source(source, field="body", id_field="doc").items())
+    assert {type(item).__name__ for item in items} == {"RecordBatch", "Record", "BadRecord"}
+    flat = list(sources.open_source(source, field="body", id_field="doc").records())
+    assert [(r.line, r.text, r.id) for r in flat if isinstance(r, Record)] == [(i, texts[i], ids[i]) for i in kept]
+    assert [r.line for r in flat if isinstance(r, BadRecord)] == [1500, 1501, 2999]

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ import numpy as np
 
 from staticst._version import __version__
 from staticst.corpus.sinks import check_output, open_sink, remove_partial
-from staticst.corpus.sources import BadRecord, Record, Source, open_source
+from staticst.corpus.sources import BadRecord, RecordBatch, Source, open_source
 from staticst.errors import CorpusInputError, CorpusOutputError
 from staticst.persistence.io import array_digest
 
@@ -417,7 +418,10 @@ def _run(
     bar = _progress(progress, consumed)
     read = 0
     try:
-        records: list[Record] = []
+        # the batch being gathered: the readable records as parallel lists (no object per record), the bad ones
+        texts: list[str] = []
+        ids: list[Any] = []
+        lines: list[int] = []
         bad: list[BadRecord] = []
         pieces: list[tuple[int, Any]] = []  # (index in the batch, the file piece its records come from)
         seen = 0
@@ -427,25 +431,25 @@ def _run(
 
         def encode() -> np.ndarray:
             try:
-                return np.asarray(model.encode([r.text for r in records], **kwargs))
+                return np.asarray(model.encode(texts, **kwargs))
             except Exception as exc:  # any failure of the model on these texts: say which records
-                last = len(records) - 1
-                span = source.span(records[0].line, records[last].line, piece_of(0), piece_of(last))
+                last = len(texts) - 1
+                span = source.span(lines[0], lines[last], piece_of(0), piece_of(last))
                 raise CorpusInputError(
-                    f"{span}: encoding these {len(records):,} records failed ({type(exc).__name__}: {exc})."
+                    f"{span}: encoding these {len(texts):,} records failed ({type(exc).__name__}: {exc})."
                 ) from exc
 
         def flush() -> None:
-            nonlocal consumed, skipped, records, bad, pieces, read
-            if records:
-                sink.write(encode(), [r.id for r in records], [r.text for r in records])
+            nonlocal consumed, skipped, texts, ids, lines, bad, pieces, read
+            if texts:
+                sink.write(encode(), ids, texts)
             sink_state = sink.checkpoint()
             with errors_path.open("ab") as handle:
                 handle.write(b"".join(json.dumps(b.as_json()).encode() + b"\n" for b in bad))
                 handle.flush()
                 os.fsync(handle.fileno())
                 errors_bytes = handle.tell()
-            done = len(records) + len(bad)
+            done = len(texts) + len(bad)
             consumed += done
             skipped += len(bad)
             read += done
@@ -464,18 +468,35 @@ def _run(
                 if source.size and source.position() > 0:  # the total, estimated from the bytes read so far
                     bar.total = max(bar.n, int(bar.n * source.size / source.position()))
                 bar.refresh()
-            records, bad, pieces = [], [], []
+            texts, ids, lines, bad, pieces = [], [], [], [], []
 
         if state is None:
             flush()  # the first checkpoint (nothing consumed yet): from here on the run can be resumed
         current = None
-        for item in source.records():
+        for item in source.items():
+            if isinstance(item, RecordBatch):  # a run of readable records: taken in slices, a checkpoint between
+                n = len(item.texts)
+                i = max(0, consumed - seen)  # the first i were done by the run being resumed
+                seen += n
+                while i < n:
+                    if source.current is not current:
+                        current = source.current
+                        pieces.append((len(texts), current))
+                    take = min(n - i, batch_texts - len(texts) - len(bad))
+                    texts += item.texts[i : i + take]
+                    lines += item.lines[i : i + take]
+                    ids += item.ids[i : i + take] if item.ids is not None else repeat(None, take)
+                    i += take
+                    if len(texts) + len(bad) >= batch_texts:
+                        flush()
+                        current = None
+                continue
             seen += 1
             if seen <= consumed:  # done by the run being resumed
                 continue
             if source.current is not current:
                 current = source.current
-                pieces.append((len(records), current))
+                pieces.append((len(texts), current))
             if isinstance(item, BadRecord):
                 if on_error == "fail":
                     raise CorpusInputError(
@@ -484,8 +505,10 @@ def _run(
                     )
                 bad.append(item)
             else:
-                records.append(item)
-            if len(records) + len(bad) >= batch_texts:
+                texts.append(item.text)
+                ids.append(item.id)
+                lines.append(item.line)
+            if len(texts) + len(bad) >= batch_texts:
                 flush()
                 current = None
         flush()

@@ -26,12 +26,13 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 from staticst.errors import CorpusInputError, MissingDependencyError
 
-__all__ = ["FORMATS", "BadRecord", "Record", "Source", "expand_inputs", "open_source", "parse_shard"]
+__all__ = ["FORMATS", "BadRecord", "Record", "RecordBatch", "Source", "expand_inputs", "open_source", "parse_shard"]
 
 #: Input formats by name, and the file extensions that select them.
 FORMATS = {"text": (".txt", ".text", ""), "jsonl": (".jsonl", ".ndjson"), "csv": (".csv",), "parquet": (".parquet",)}
@@ -53,6 +54,20 @@ class Record(NamedTuple):
     line: int
     text: str
     id: Any = None
+
+
+class RecordBatch(NamedTuple):
+    """Consecutive readable records of one file piece, as three parallel sequences (no object per record).
+
+    Attributes:
+        lines: Where each came from in its piece (as :attr:`Record.line`).
+        texts: The texts.
+        ids: The id field's values, or ``None`` when no id field was asked for.
+    """
+
+    lines: Sequence[int]
+    texts: list[str]
+    ids: list[Any] | None = None
 
 
 class BadRecord(NamedTuple):
@@ -330,6 +345,14 @@ class Source:
 
     def records(self) -> Iterator[Record | BadRecord]:
         """Every record of the input (of this shard), in order; :attr:`current` is the piece being read."""
+        for item in self.items():
+            if isinstance(item, RecordBatch):
+                yield from map(Record, item.lines, item.texts, item.ids if item.ids is not None else repeat(None))
+            else:
+                yield item
+
+    def items(self) -> Iterator[RecordBatch | Record | BadRecord]:
+        """:meth:`records`, with runs of readable records as one :class:`RecordBatch` each (the runner's input)."""
         self._done_bytes = 0
         for piece in self.pieces:
             self.current = piece
@@ -422,7 +445,7 @@ class Source:
                 position += size
             yield block
 
-    def _text(self, piece: _Piece) -> Iterator[Record | BadRecord]:
+    def _text(self, piece: _Piece) -> Iterator[RecordBatch | Record | BadRecord]:
         handle = self._open(piece)
         number = 0
         try:
@@ -446,7 +469,7 @@ class Source:
                     lines = [line.rstrip("\r") for line in lines]
                 first = number + 1
                 number += len(lines)
-                yield from map(Record, range(first, number + 1), lines)
+                yield RecordBatch(range(first, number + 1), lines)
         finally:
             self._close(handle)
 
@@ -533,7 +556,9 @@ class Source:
             text.detach()
             self._close(handle)
 
-    def _parquet(self, piece: _Piece) -> Iterator[Record | BadRecord]:
+    def _parquet(self, piece: _Piece) -> Iterator[RecordBatch | Record | BadRecord]:
+        import pyarrow as pa
+
         pq = _pyarrow_parquet()
         try:
             parquet = pq.ParquetFile(piece.path)
@@ -550,7 +575,15 @@ class Source:
         if not groups:
             return
         for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH, columns=columns, row_groups=groups):
-            texts = batch.column(0).to_pylist()
+            column = batch.column(0)
+            texts = column.to_pylist()
+            if column.null_count == 0 and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+                # every value a string: one batch (string_view and dictionary columns take the per-row check)
+                yield RecordBatch(
+                    range(row, row + len(texts)), texts, batch.column(1).to_pylist() if self.id_field else None
+                )
+                row += len(texts)
+                continue
             ids = batch.column(1).to_pylist() if self.id_field else [None] * len(texts)
             for text, ident in zip(texts, ids, strict=True):
                 if isinstance(text, str):
